@@ -1,0 +1,3 @@
+from replication.cli import entry_point
+
+entry_point()

@@ -1,0 +1,60 @@
+"""The ``replication`` command line: argparse subcommands, one module each.
+
+Each command module defines ``add_parser(subparsers)`` (which registers its
+subcommand and sets ``func=run``) and ``run(args) -> int``. Modules are listed
+in :data:`COMMANDS` and imported lazily, so heavy dependencies (torch) are
+loaded only by the commands that need them.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from replication.errors import FitError, InputError
+
+#: subcommand name -> module under replication.cli that implements it
+COMMANDS: dict[str, str] = {
+    "demo": "demo",
+    "simulate": "simulate",
+    "bias": "bias",
+}
+
+log = logging.getLogger("replication")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="replication",
+        description="Selection-frequency bias of dataset replication: evaluate, correct, fit, plot.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for module in dict.fromkeys(COMMANDS.values()):
+        importlib.import_module(f"replication.cli.{module}").add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status (0 ok, 1 bad input, 2 usage)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return int(args.func(args) or 0)
+    except (InputError, FitError) as exc:
+        if args.debug or os.environ.get("REPLICATION_DEBUG"):
+            raise
+        print(f"replication {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"replication {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def entry_point() -> None:
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""Reading and writing the contract file formats (see ../shared/CONTRACTS.md)."""
+from replication.io.atomic import atomic_path, write_bytes, write_json, write_table, write_text
+from replication.io.tables import (
+    load_accuracy_table,
+    load_annotations,
+    load_correctness,
+    read_table,
+)
+
+__all__ = [
+    "atomic_path",
+    "write_bytes",
+    "write_json",
+    "write_table",
+    "write_text",
+    "read_table",
+    "load_annotations",
+    "load_correctness",
+    "load_accuracy_table",
+]

@@ -1,0 +1,168 @@
+"""Loading and validating the contract input tables.
+
+Annotations: ``dataset, image_id, n_annotators, n_selected[, class_id]``.
+Correctness matrix: ``dataset, image_id[, label]`` then one 0/1 column per model.
+Accuracy table: ``model`` (unique) plus one column per dataset id (percent).
+
+Every check raises :class:`~replication.errors.InputError` with one line that
+names the file and the first offending rows (1-based data rows; in a CSV file,
+data row r is line r + 1).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from replication.errors import InputError
+
+DATASET_IDS = (
+    "imagenet-val",
+    "imagenetv2-matched-frequency",
+    "imagenetv2-threshold0.7",
+    "imagenetv2-top-images",
+)
+ANNOTATION_COLUMNS = ("dataset", "image_id", "n_annotators", "n_selected")
+CORRECTNESS_KEYS = ("dataset", "image_id")
+CORRECTNESS_META = ("dataset", "image_id", "label", "class_id")
+_MAX_LISTED = 5
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a CSV or Parquet file, chosen by extension; ``image_id`` and
+    ``dataset`` are always read as strings."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such file")
+    try:
+        if p.suffix.lower() in {".parquet", ".pq"}:
+            df = pd.read_parquet(p)
+        else:
+            df = pd.read_csv(p, dtype={"image_id": str, "dataset": str, "model": str})
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{p}: cannot read table: {first}") from None
+    for col in ("dataset", "image_id", "model"):
+        if col in df.columns and df[col].dtype != object:
+            df[col] = df[col].astype(str)
+    return df
+
+
+def _rows(mask: np.ndarray) -> str:
+    idx = np.flatnonzero(np.asarray(mask)) + 1
+    shown = ", ".join(str(i) for i in idx[:_MAX_LISTED])
+    more = f" (+{len(idx) - _MAX_LISTED} more)" if len(idx) > _MAX_LISTED else ""
+    word = "row" if len(idx) == 1 else "rows"
+    return f"{word} {shown}{more}"
+
+
+def _fail(path: str | os.PathLike, mask: np.ndarray, what: str, df: pd.DataFrame | None = None) -> None:
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return
+    ids = ""
+    if df is not None and "image_id" in df.columns:
+        first = df.loc[mask, "image_id"].astype(str).head(3).tolist()
+        ids = f" (image_id {', '.join(first)})"
+    raise InputError(f"{path}: {_rows(mask)}{ids}: {what}")
+
+
+def _require_columns(path, df: pd.DataFrame, cols) -> None:
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, df.columns))}")
+
+
+def _integer_column(path, df: pd.DataFrame, col: str) -> np.ndarray:
+    """Return ``df[col]`` as int64, failing on NaN or non-integer values."""
+    raw = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+    _fail(path, np.isnan(raw), f"{col} is missing or not a number", df)
+    _fail(path, raw != np.round(raw), f"{col} is not an integer", df)
+    return raw.astype(np.int64)
+
+
+def _check_keys(path, df: pd.DataFrame) -> None:
+    for col in CORRECTNESS_KEYS:
+        bad = df[col].isna().to_numpy() | (df[col].astype(str).str.strip() == "").to_numpy()
+        _fail(path, bad, f"{col} is empty")
+    dup = df.duplicated(subset=list(CORRECTNESS_KEYS), keep="first").to_numpy()
+    _fail(path, dup, "duplicate image_id within its dataset", df)
+
+
+def validate_annotations(df: pd.DataFrame, path: str | os.PathLike = "<annotations>") -> pd.DataFrame:
+    """Check an annotation table and return a clean copy with int64 counts."""
+    _require_columns(path, df, ANNOTATION_COLUMNS)
+    if len(df) == 0:
+        raise InputError(f"{path}: the annotation table has no rows")
+    out = df.copy()
+    _check_keys(path, out)
+    n = _integer_column(path, out, "n_annotators")
+    k = _integer_column(path, out, "n_selected")
+    _fail(path, n < 1, "n_annotators < 1", out)
+    _fail(path, k < 0, "n_selected < 0", out)
+    _fail(path, k > n, "n_selected > n_annotators", out)
+    out["n_annotators"], out["n_selected"] = n, k
+    if "class_id" in out.columns:
+        out["class_id"] = _integer_column(path, out, "class_id")
+    return out.reset_index(drop=True)
+
+
+def load_annotations(path: str | os.PathLike) -> pd.DataFrame:
+    """Read and validate an annotation table (CSV or Parquet)."""
+    return validate_annotations(read_table(path), path)
+
+
+def model_columns(df: pd.DataFrame) -> list[str]:
+    """The model columns of a correctness matrix (everything but the keys)."""
+    return [c for c in df.columns if c not in CORRECTNESS_META]
+
+
+def validate_correctness(df: pd.DataFrame, path: str | os.PathLike = "<correctness>") -> pd.DataFrame:
+    """Check a correctness matrix and return a copy with int8 0/1 model columns."""
+    _require_columns(path, df, CORRECTNESS_KEYS)
+    if len(df) == 0:
+        raise InputError(f"{path}: the correctness matrix has no rows")
+    models = model_columns(df)
+    if not models:
+        raise InputError(f"{path}: no model columns (expected one 0/1 column per model after dataset, image_id, label)")
+    out = df.copy()
+    _check_keys(path, out)
+    values = out[models].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    bad = np.isnan(values) | ((values != 0) & (values != 1))
+    if bad.any():
+        col = models[int(np.flatnonzero(bad.any(axis=0))[0])]
+        _fail(path, bad.any(axis=1), f"model column {col!r} (and maybe others) is not 0/1", out)
+    out[models] = values.astype(np.int8)
+    if "label" in out.columns:
+        out["label"] = _integer_column(path, out, "label")
+    return out.reset_index(drop=True)
+
+
+def load_correctness(path: str | os.PathLike) -> pd.DataFrame:
+    """Read and validate a correctness matrix (CSV or Parquet)."""
+    return validate_correctness(read_table(path), path)
+
+
+def validate_accuracy_table(df: pd.DataFrame, path: str | os.PathLike = "<accuracy table>",
+                            columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Check an accuracy table: unique ``model`` ids and, for each column in
+    ``columns``, numeric percentages in [0, 100] (NaN is reported)."""
+    _require_columns(path, df, ("model", *columns))
+    if len(df) == 0:
+        raise InputError(f"{path}: the accuracy table has no rows")
+    out = df.copy()
+    _fail(path, out["model"].isna().to_numpy(), "model is empty")
+    _fail(path, out.duplicated(subset=["model"]).to_numpy(), "duplicate model id", None)
+    for col in columns:
+        vals = pd.to_numeric(out[col], errors="coerce").to_numpy(dtype=float)
+        _fail(path, np.isnan(vals), f"{col} is missing or not a number")
+        _fail(path, (vals < 0) | (vals > 100), f"{col} is outside 0..100 (accuracies are in percent)")
+        out[col] = vals
+    return out.reset_index(drop=True)
+
+
+def load_accuracy_table(path: str | os.PathLike, columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Read and validate an accuracy table (CSV or Parquet)."""
+    return validate_accuracy_table(read_table(path), path, columns)
