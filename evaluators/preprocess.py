@@ -1,0 +1,61 @@
+"""Per-model preprocessing configuration (timm's ``PretrainedCfg`` data part).
+
+Images are decoded to RGB, the shorter side is resized to ``resize_size``
+with ``interpolation`` (and ``antialias``), then centre-cropped to
+``crop_size`` x ``crop_size``; the uint8 crop is normalized with ``mean`` and
+``std`` (in [0, 1] units) on the device.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, replace
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
+
+
+@dataclass(frozen=True)
+class PreprocessCfg:
+    """Preprocessing of one model. Sizes in pixels; mean/std per RGB channel
+    for inputs scaled to [0, 1]."""
+
+    crop_size: int = 224
+    resize_size: int = 256
+    interpolation: str = "bilinear"
+    antialias: bool = True
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    @classmethod
+    def from_crop_pct(cls, crop_size: int, crop_pct: float, **kw) -> "PreprocessCfg":
+        """timm's rule: resize the shorter side to ``floor(crop_size / crop_pct)``."""
+        return cls(crop_size=crop_size, resize_size=int(math.floor(crop_size / crop_pct)), **kw)
+
+    @property
+    def crop_pct(self) -> float:
+        return self.crop_size / self.resize_size
+
+    def replace(self, **overrides) -> "PreprocessCfg":
+        """A copy with the non-None ``overrides`` applied (argument > model cfg)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    def hash(self) -> str:
+        """Stable 16-hex-digit hash of the decoded-crop-relevant fields plus
+        normalization; recorded with every result."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def crop_key(self) -> str:
+        """Hash of the fields that determine the uint8 crop (not mean/std):
+        models with equal crop keys can share decoded images."""
+        d = self.to_dict()
+        d.pop("mean"), d.pop("std")
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
