@@ -20,6 +20,8 @@ COMMANDS: dict[str, str] = {
     "demo": "demo",
     "simulate": "simulate",
     "bias": "bias",
+    "figures": "figures",
+    "report": "report",
 }
 
 log = logging.getLogger("replication")

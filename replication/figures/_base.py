@@ -1,0 +1,210 @@
+"""Figure registry, fixed style and a deterministic saver.
+
+A figure is a function ``draw(reference_dir, **options) -> (Figure, data)``
+registered with :func:`register_figure`. ``data`` is a JSON-able dict with
+
+- ``"inputs"``: list of the files read (paths; turned into provenance records
+  by :func:`render`),
+- ``"numbers"``: the numbers drawn (points, fitted parameters, intervals),
+- optionally ``"simulated"`` (bool), ``"caption"`` (str), ``"headline"``
+  ({label: formatted value}, the few numbers a reader wants first) and
+  ``"table"`` (list of row dicts shown in the report).
+
+:func:`save_figure` writes ``NAME.png``, ``NAME.pdf`` and ``NAME.json``
+atomically and byte-for-byte reproducibly (Agg backend, fixed rcParams and dpi,
+no dates in the metadata).
+"""
+from __future__ import annotations
+
+import io
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import matplotlib
+
+matplotlib.use("Agg", force=True)
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from replication.errors import InputError  # noqa: E402
+from replication.figures._provenance import file_record  # noqa: E402
+from replication.io.atomic import write_bytes, write_json  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+#: resolution of the PNG files (dots per inch)
+DPI = 150
+
+#: rcParams applied while drawing and saving every figure
+STYLE: dict[str, Any] = {
+    "font.family": "DejaVu Sans",
+    "font.size": 9.0,
+    "axes.titlesize": 10.0,
+    "axes.labelsize": 9.0,
+    "legend.fontsize": 8.0,
+    "xtick.labelsize": 8.0,
+    "ytick.labelsize": 8.0,
+    "figure.dpi": 100,
+    "figure.constrained_layout.use": True,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.6,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "lines.linewidth": 1.4,
+    "lines.markersize": 4.0,
+    "legend.frameon": False,
+    "savefig.dpi": DPI,
+    "svg.hashsalt": "replication",
+    "pdf.fonttype": 42,
+    "image.cmap": "viridis",
+}
+
+#: colours for categorical series, colour-blind safe (Okabe-Ito)
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#999999", "#F0E442")
+
+PNG_METADATA = {"Software": None}
+PDF_METADATA = {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None}
+
+DrawFunc = Callable[..., "tuple[Figure, dict]"]
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """A registered figure: its name, drawing function, one-line title, the
+    paper it follows and the reference-folder files it reads (relative paths)."""
+
+    name: str
+    draw: DrawFunc
+    title: str
+    paper: str
+    inputs: tuple[str, ...]
+
+
+#: figure name -> spec, in registration order
+FIGURES: dict[str, FigureSpec] = {}
+
+
+def register_figure(name: str, *, title: str, paper: str, inputs: tuple[str, ...] = ()) -> Callable[[DrawFunc], DrawFunc]:
+    """Decorator that adds a drawing function to :data:`FIGURES` (a second
+    registration under the same name is a programming error)."""
+
+    def deco(func: DrawFunc) -> DrawFunc:
+        if name in FIGURES:
+            raise ValueError(f"figure {name!r} registered twice")
+        FIGURES[name] = FigureSpec(name, func, title, paper, tuple(inputs))
+        return func
+
+    return deco
+
+
+def style():
+    """Context manager with the fixed figure style (:data:`STYLE`)."""
+    return matplotlib.rc_context(STYLE)
+
+
+def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 7.0, height: float = 4.0, **kw):
+    """``plt.subplots`` in the fixed style; sizes in inches."""
+    with style():
+        return plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False, **kw)
+
+
+def mark_simulated(fig: Figure, text: str) -> None:
+    """Stamp a figure as drawn from simulated data (a red line at the top)."""
+    fig.suptitle(f"SIMULATED DATA: {text}", color="#B00020", fontsize=9, fontweight="bold")
+
+
+def check_inputs(spec: FigureSpec, reference_dir: str | os.PathLike) -> Path:
+    """Return ``reference_dir`` as a Path after checking every input exists;
+    otherwise one InputError naming the missing file and the expected place."""
+    root = Path(reference_dir)
+    if not root.is_dir():
+        raise InputError(f"{root}: reference folder not found (expected a folder laid out like ../shared/reference)")
+    for rel in spec.inputs:
+        if not (root / rel).is_file():
+            raise InputError(f"{root / rel}: missing input of figure {spec.name!r} (expected at {rel} under the reference folder)")
+    return root
+
+
+def render(name: str, reference_dir: str | os.PathLike, **options) -> tuple[Figure, dict]:
+    """Draw figure ``name`` from the reference folder; returns the Figure and
+    its data with ``inputs`` as provenance records (path, bytes, sha256, source)."""
+    if name not in FIGURES:
+        raise InputError(f"unknown figure {name!r}; known: {', '.join(FIGURES)}")
+    spec = FIGURES[name]
+    root = check_inputs(spec, reference_dir)
+    with style():
+        fig, data = spec.draw(root, **options)
+    records = [file_record(p, root) for p in dict.fromkeys(Path(p) for p in data.get("inputs", []))]
+    full = {"figure": name, "title": spec.title, "paper": spec.paper,
+            "simulated": bool(data.get("simulated", False)), "caption": data.get("caption", ""),
+            "headline": data.get("headline", {}), "table": data.get("table", []),
+            "inputs": records, "numbers": data["numbers"]}
+    return fig, full
+
+
+@dataclass(frozen=True)
+class SavedFigure:
+    """Paths written for one figure, and its data (the JSON's content)."""
+
+    name: str
+    png: Path
+    pdf: Path
+    json: Path
+    data: dict
+
+
+def figure_bytes(fig: Figure, fmt: str) -> bytes:
+    """The figure encoded as ``png`` or ``pdf``, reproducibly."""
+    buf = io.BytesIO()
+    with style():
+        fig.savefig(buf, format=fmt, dpi=DPI, metadata=PNG_METADATA if fmt == "png" else PDF_METADATA)
+    return buf.getvalue()
+
+
+def save_figure(fig: Figure, data: dict, out_dir: str | os.PathLike, name: str) -> SavedFigure:
+    """Write ``NAME.png``, ``NAME.pdf`` and ``NAME.json`` into ``out_dir``
+    (atomically each), then close the figure."""
+    out = Path(out_dir)
+    try:
+        png, pdf = figure_bytes(fig, "png"), figure_bytes(fig, "pdf")
+    finally:
+        plt.close(fig)
+    saved = SavedFigure(name, out / f"{name}.png", out / f"{name}.pdf", out / f"{name}.json", data)
+    write_bytes(saved.png, png)
+    write_bytes(saved.pdf, pdf)
+    write_json(saved.json, data)
+    return saved
+
+
+def generate(name: str, reference_dir: str | os.PathLike, out_dir: str | os.PathLike, **options) -> SavedFigure:
+    """Draw figure ``name`` from ``reference_dir`` and save it in ``out_dir``."""
+    fig, data = render(name, reference_dir, **options)
+    return save_figure(fig, data, out_dir, name)
+
+
+def generate_all(reference_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                 names: list[str] | None = None) -> list[SavedFigure]:
+    """Generate the named figures (default: all registered), with a progress
+    bar on stderr. Every input is checked and every figure drawn before the
+    first file is written, so a failure writes nothing."""
+    from tqdm.auto import tqdm
+
+    chosen = list(FIGURES) if names is None else list(names)
+    unknown = [n for n in chosen if n not in FIGURES]
+    if unknown:
+        raise InputError(f"unknown figure(s) {', '.join(unknown)}; known: {', '.join(FIGURES)}")
+    for name in chosen:
+        check_inputs(FIGURES[name], reference_dir)
+    drawn = []
+    try:
+        for name in tqdm(chosen, desc="figures", unit="fig", disable=None):
+            drawn.append((name, *render(name, reference_dir)))
+    except BaseException:
+        for _, fig, _ in drawn:
+            plt.close(fig)
+        raise
+    return [save_figure(fig, data, out_dir, name) for name, fig, data in drawn]
