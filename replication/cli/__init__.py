@@ -22,6 +22,10 @@ COMMANDS: dict[str, str] = {
     "bias": "bias",
     "figures": "figures",
     "report": "report",
+    "lines": "lines",
+    "import-results": "import_results",
+    "scaling": "scaling",
+    "accuracy": "accuracy",
 }
 
 log = logging.getLogger("replication")

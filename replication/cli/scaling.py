@@ -1,0 +1,94 @@
+"""``replication scaling --table FILE --compute-col COL (--error-col COL |
+--accuracy-col COL) [--frontier] [--targets 5,3,2] [--bootstrap B] --json OUT``:
+Thompson et al.'s power law, least squares of log10(error fraction) on
+log10(compute), with the compute, dollars and CO2 needed for target errors."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from replication.cli.lines import add_filter_arguments, read_filtered
+from replication.errors import InputError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("scaling", help="Thompson-style compute scaling fit with extrapolation, cost and CO2",
+                       description=__doc__.split("\n\n")[0].replace("``", ""))
+    p.add_argument("--table", type=Path, required=True, help="table with one row per model (CSV or Parquet)")
+    p.add_argument("--compute-col", required=True, help="compute per model (> 0), e.g. train_compute_flop")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--error-col", help="top-1 error in percent")
+    what.add_argument("--accuracy-col", help="top-1 accuracy in percent (error = 100 - accuracy)")
+    p.add_argument("--frontier", action="store_true", help="fit the Pareto frontier only (lowest error so far)")
+    p.add_argument("--targets", default="5,3,2", help="target errors in percent (default 5,3,2)")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="B", help="resamples of models (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap Generator (default 0)")
+    p.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level (default 0.05)")
+    add_filter_arguments(p)
+    p.add_argument("--year-col", default=None,
+                   help="year column: adds the best-of-year error trend and the years targets are crossed")
+    p.add_argument("--backtest-year", type=float, default=None,
+                   help="also fit on models up to this year and compare with later ones (needs --year-col)")
+    p.add_argument("--flop-per-unit", type=float, default=1.0,
+                   help="FLOP per unit of the compute column (1 for FLOP, 2e9 for GMACs)")
+    p.add_argument("--flop-per-usd", type=float, default=6.874e16, help="FLOP per US dollar (Thompson: 6.874e16)")
+    p.add_argument("--flop-per-lb-co2e", type=float, default=3.498e17,
+                   help="FLOP per lb CO2e (Thompson: 3.498e17)")
+    p.add_argument("--json", type=Path, required=True, help="output JSON")
+    p.set_defaults(func=run)
+
+
+def _targets(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"--targets {text!r}: expected comma-separated error percentages, e.g. 5,3,2") from None
+    if not values or any(not 0 < v < 100 for v in values):
+        raise InputError(f"--targets {text!r}: each target error must be in (0, 100) percent")
+    return values
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from replication.io.atomic import write_json
+    from replication.lines import clean_columns
+    from replication.scaling import Conversions, ErrorTrendFit, ScalingFit, backtest
+
+    targets = _targets(args.targets)
+    for name in ("flop_per_unit", "flop_per_usd", "flop_per_lb_co2e"):
+        if not getattr(args, name) > 0:
+            raise InputError(f"--{name.replace('_', '-')} must be positive")
+    if args.backtest_year is not None and args.year_col is None:
+        raise InputError("--backtest-year needs --year-col")
+    src = str(args.table)
+    df = read_filtered(args)
+    perf_col = args.error_col or args.accuracy_col
+    cols = [args.compute_col, perf_col] + ([args.year_col] if args.year_col else [])
+    df = clean_columns(df, cols, dropna=args.dropna, model_col=args.model_col, source=src,
+                       bounds=(-np.inf, np.inf), what="numbers")
+    df = clean_columns(df, [args.compute_col], positive=True, bounds=(0, np.inf), what="compute",
+                       model_col=args.model_col, source=src)
+    df = clean_columns(df, [perf_col], model_col=args.model_col, source=src)
+    error = df[perf_col].to_numpy() if args.error_col else 100.0 - df[perf_col].to_numpy()
+    names = df[args.model_col].astype(str).to_numpy() if args.model_col in df.columns else None
+    conv = Conversions(flop_per_usd=args.flop_per_usd, flop_per_lb_co2e=args.flop_per_lb_co2e,
+                       flop_per_unit=args.flop_per_unit)
+    res = ScalingFit(args.frontier, n_bootstrap=args.bootstrap, alpha=args.alpha, random_state=args.seed,
+                     conversions=conv).fit(df[args.compute_col], error, names=names)
+    out = res.to_dict(targets)
+    out.update({"table": src, "compute_col": args.compute_col, "error_col": args.error_col,
+                "accuracy_col": args.accuracy_col, "seed": args.seed})
+    if args.year_col:
+        years = df[args.year_col].to_numpy()
+        out["error_trend"] = ErrorTrendFit(alpha=args.alpha).fit(years, error, names).to_dict(targets)
+        if args.backtest_year is not None:
+            out["backtest"] = backtest(df[args.compute_col], error, years, args.backtest_year, names=names,
+                                       frontier=args.frontier, alpha=args.alpha).to_dict()
+    write_json(args.json, out)
+    first = out["targets"][f"{targets[0]:g}"]
+    print(f"scaling: {res.nobs} models{' (frontier)' if args.frontier else ''}: exponent {res.exponent:.2f}, "
+          f"r2 {res.rsquared:.3f}; {targets[0]:g}% error needs 10^{first['log10_compute']:.2f} "
+          f"(interval 10^{first['interval'][0]:.2f} to 10^{first['interval'][1]:.2f}), "
+          f"${first['usd']:.3g}, {first['co2_lbs']:.3g} lb CO2e -> {args.json}")
+    return 0
