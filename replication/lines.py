@@ -179,8 +179,11 @@ def clean_columns(df: pd.DataFrame, columns: Sequence[str], *, dropna: bool = Fa
     lo, hi = bounds
     bad = (((values <= lo) if positive else (values < lo)) | (values > hi)).any(axis=1).to_numpy()
     if bad.any():
-        rng_text = f"{'> ' if positive else '>= '}{lo:g}" + (f" and <= {hi:g}" if np.isfinite(hi) else "")
-        raise InputError(f"{source}: {_where(df, bad, model_col)}: {', '.join(cols)} must be {rng_text} ({what})")
+        if np.isfinite(hi):
+            rule = f"outside {lo:g}..{hi:g}" + (f" or equal to {lo:g}" if positive else "")
+        else:
+            rule = f"not {'>' if positive else '>='} {lo:g}"
+        raise InputError(f"{source}: {_where(df, bad, model_col)}: {', '.join(cols)} {rule} ({what})")
     out = df.copy()
     out[cols] = values
     return out.reset_index(drop=True)
