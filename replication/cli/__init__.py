@@ -26,6 +26,9 @@ COMMANDS: dict[str, str] = {
     "import-results": "import_results",
     "scaling": "scaling",
     "accuracy": "accuracy",
+    "evaluate": "evaluate",
+    "collect": "collect",
+    "verify-dataset": "verify_dataset",
 }
 
 log = logging.getLogger("replication")

@@ -1,0 +1,49 @@
+"""The 1000 ILSVRC-2012 classes: one source of truth for index <-> wnid <-> name.
+
+Index ``i`` is the standard class index (0..999), which is also the position of
+the wnid in sorted order. The table ships as package data
+(``evaluators/data/imagenet_classes.json``, from the ImageNetV2 repository's
+``class_info.json``).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+N_CLASSES = 1000
+
+
+@dataclass(frozen=True)
+class ImageNetClasses:
+    """Class table: ``wnids[i]`` and ``names[i]`` belong to class index ``i``."""
+
+    wnids: tuple[str, ...]
+    names: tuple[str, ...]
+
+    def index(self, wnid: str) -> int:
+        """Class index of ``wnid``; KeyError for an unknown wnid."""
+        return self.wnid_to_index[wnid]
+
+    @property
+    def wnid_to_index(self) -> dict[str, int]:
+        return _wnid_map(self.wnids)
+
+    def __len__(self) -> int:
+        return len(self.wnids)
+
+
+@lru_cache(maxsize=None)
+def _wnid_map(wnids: tuple[str, ...]) -> dict[str, int]:
+    return {w: i for i, w in enumerate(wnids)}
+
+
+@lru_cache(maxsize=1)
+def imagenet_classes() -> ImageNetClasses:
+    """The shipped 1000-class table (cached)."""
+    text = resources.files("evaluators").joinpath("data/imagenet_classes.json").read_text()
+    rows = sorted(json.loads(text), key=lambda r: r["index"])
+    if [r["index"] for r in rows] != list(range(N_CLASSES)):
+        raise RuntimeError("evaluators/data/imagenet_classes.json is not a 0..999 class table")
+    return ImageNetClasses(tuple(r["wnid"] for r in rows), tuple(r["name"] for r in rows))

@@ -1,0 +1,55 @@
+"""Correctness matrix from ``evaluate``'s outputs: ``dataset, image_id, label,
+<model>...`` (top-1 correct, int8 0/1), one row per image."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from replication.errors import InputError
+from replication.io.tables import DATASET_IDS, validate_correctness
+
+
+def collect_matrix(out_dir: str | Path, *, drop_errors: bool = False) -> tuple[pd.DataFrame, int]:
+    """Build the matrix from ``out_dir/<dataset>/<model>.parquet``.
+
+    Every model must cover the same images of a dataset with the same labels.
+    Images that some model could not score make the call fail, or are dropped
+    with ``drop_errors`` (their count is returned).
+    """
+    out_dir = Path(out_dir)
+    frames, n_dropped = [], 0
+    datasets = [d for d in DATASET_IDS if (out_dir / d).is_dir()]
+    if not datasets:
+        raise InputError(f"{out_dir}: no evaluate outputs (expected folders named after dataset ids: {', '.join(DATASET_IDS)})")
+    for ds in datasets:
+        files = sorted((out_dir / ds).glob("*.parquet"))
+        if not files:
+            continue
+        base, cols, bad = None, {}, None
+        for f in files:
+            t = pd.read_parquet(f, columns=["image_id", "label", "correct1", "error"])
+            if base is None:
+                base = t[["image_id", "label"]]
+                bad = np.zeros(len(t), dtype=bool)
+            elif not (len(t) == len(base) and (t["image_id"].to_numpy() == base["image_id"].to_numpy()).all()
+                      and (t["label"].to_numpy() == base["label"].to_numpy()).all()):
+                raise InputError(f"{f}: images or labels differ from {files[0].name} for {ds}; evaluate all models on the same copy")
+            cols[f.stem] = t["correct1"].to_numpy(np.int8)
+            bad |= t["error"].notna().to_numpy()
+        if bad.any() and not drop_errors:
+            first = base["image_id"].to_numpy()[bad][:3]
+            raise InputError(f"{out_dir / ds}: {int(bad.sum())} image(s) could not be scored by some model "
+                             f"(e.g. {', '.join(first)}); pass --drop-errors to leave them out")
+        n_dropped += int(bad.sum())
+        frame = pd.DataFrame({"dataset": ds, "image_id": base["image_id"], "label": base["label"], **cols})[~bad]
+        frames.append(frame)
+    if not frames:
+        raise InputError(f"{out_dir}: no <model>.parquet files found")
+    matrix = pd.concat(frames, ignore_index=True)
+    missing = matrix.columns[matrix.isna().any()].tolist()
+    if missing:
+        raise InputError(f"{out_dir}: model(s) {', '.join(missing[:5])} lack results on some dataset; "
+                         "evaluate every model on every dataset")
+    return validate_correctness(matrix, out_dir), n_dropped

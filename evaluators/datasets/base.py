@@ -1,0 +1,100 @@
+"""Common shape of every dataset reader ("image source").
+
+A source lists its images once, at construction, into ``samples``: a list of
+:class:`Sample` sorted by ``(label, image_id)`` -- the same order whatever the
+on-disk layout, so outputs of one dataset read from a folder, an archive or a
+Hugging Face copy line up row for row. ``read_bytes(i)`` returns the raw file
+bytes of sample ``i`` (decoding happens elsewhere). Anything found while
+listing that is not a labelled image (an unknown class folder, a stray file,
+an unreadable archive entry) is recorded in ``problems``, never dropped
+silently; the manifest check reports it.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from evaluators.classes import N_CLASSES
+
+#: file extensions read as images (lower case)
+IMG_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".gif")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image: ``image_id`` (file name without extension), ILSVRC-2012
+    ``label`` (0..999) and where to read it (a path relative to the root, an
+    archive member name, or a row number)."""
+
+    image_id: str
+    label: int
+    location: str
+
+
+def is_image_name(name: str) -> bool:
+    return name.lower().endswith(IMG_EXTENSIONS)
+
+
+def image_id_of(name: str) -> str:
+    """Image id: the file name without folders and extension."""
+    return os.path.splitext(os.path.basename(name))[0]
+
+
+class ImageSource:
+    """Base class of the dataset readers.
+
+    Attributes
+    ----------
+    root : Path
+        The dataset as the user has it (folder or archive).
+    layout : str
+        Layout name (``imagenet-folder``, ``imagenetv2-tar``, ...).
+    samples : list of Sample
+        Sorted by ``(label, image_id)``.
+    problems : list of str
+        Entries found while listing that are not labelled images.
+    """
+
+    layout = "base"
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.problems: list[str] = []
+        self.samples: list[Sample] = []
+
+    def _set_samples(self, samples: list[Sample]) -> None:
+        self.samples = sorted(samples, key=lambda s: (s.label, s.image_id))
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def read_bytes(self, index: int) -> bytes:
+        """Raw bytes of sample ``index``; raises OSError (or a subclass) with a
+        reason when the entry cannot be read."""
+        raise NotImplementedError
+
+    def describe(self, index: int) -> str:
+        """Human-readable location of sample ``index`` (for error lists)."""
+        return self.samples[index].location
+
+    @property
+    def labels(self) -> np.ndarray:
+        """int64 (n_images,) labels in sample order."""
+        return np.fromiter((s.label for s in self.samples), dtype=np.int64, count=len(self.samples))
+
+    def class_counts(self) -> np.ndarray:
+        """int64 (1000,) images per class index."""
+        return np.bincount(self.labels, minlength=N_CLASSES)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(root={str(self.root)!r}, n_images={len(self)}, problems={len(self.problems)})"
+
+
+class FileSource(ImageSource):
+    """A source whose samples are files under ``root`` (location = relative path)."""
+
+    def read_bytes(self, index: int) -> bytes:
+        return (self.root / self.samples[index].location).read_bytes()

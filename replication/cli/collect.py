@@ -1,0 +1,27 @@
+"""``replication collect DIR --out FILE``: correctness matrix from evaluate's outputs."""
+from __future__ import annotations
+
+import sys
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("collect", help="build the correctness matrix (dataset,image_id,label,<model>...) from evaluate outputs")
+    p.add_argument("dir", help="evaluate's --out folder")
+    p.add_argument("--out", required=True, help="matrix file (.parquet or .csv)")
+    p.add_argument("--drop-errors", action="store_true", help="leave out images some model could not score")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from evaluators.collect import collect_matrix
+    from replication.io.atomic import write_table
+    from replication.io.tables import model_columns
+
+    matrix, dropped = collect_matrix(args.dir, drop_errors=args.drop_errors)
+    write_table(args.out, matrix)
+    if dropped:
+        print(f"left out {dropped} image(s) that some model could not score", file=sys.stderr)
+    counts = matrix.groupby("dataset").size().to_dict()
+    print(f"{args.out}: {len(matrix)} images ({', '.join(f'{k} {v}' for k, v in counts.items())}), "
+          f"{len(model_columns(matrix))} models")
+    return 0

@@ -1,0 +1,113 @@
+"""``replication evaluate``: score pretrained classifiers on ImageNet / ImageNet-v2 copies.
+
+Several ``--model`` and ``--dataset`` values may be given; every model is
+scored on every dataset. ``--root`` pairs with ``--dataset`` either by
+position (``--dataset A --root PA --dataset B --root PB``) or explicitly as
+``DATASET=PATH`` in any order; ``--labels`` and ``--layout`` pair the same way.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from replication.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("evaluate", help="score pretrained classifiers; per-image parquet + JSON per (model, dataset)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", action="append", required=True, help="model id (repeatable): efficientnet_lite0, "
+                   "a torchvision name like resnet50[.IMAGENET1K_V1], timm/<name>, torchscript:<path>")
+    p.add_argument("--dataset", action="append", required=True, help="dataset id (repeatable)")
+    p.add_argument("--root", action="append", required=True, help="dataset path per --dataset (by position, or DATASET=PATH)")
+    p.add_argument("--out", required=True, help="output folder: OUT/<dataset>/<model>.parquet and .json")
+    p.add_argument("--labels", action="append", default=[],
+                   help="flat ImageNet val: devkit or LOC_val_solution.csv; class-folder layout: class map (per dataset)")
+    p.add_argument("--layout", action="append", default=[], help="force a layout (per dataset); default auto")
+    p.add_argument("--split", default=None, help="split of a Hugging Face dataset")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: CPUs - 1, at most 8)")
+    p.add_argument("--chunk-size", type=int, default=2048, help="images per resumable chunk (default 2048)")
+    p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
+    p.add_argument("--allow-partial", action="store_true", help="score a copy that differs from its manifest")
+    p.add_argument("--max-errors", type=int, default=0, help="unreadable images tolerated (default 0)")
+    p.add_argument("--force", action="store_true", help="redo finished (model, dataset) pairs")
+    p.add_argument("--save-logits", action="store_true", help="add float16 logits to the per-image parquet")
+    p.add_argument("--weights", default=None, help="weights file for a single --model (or 'random')")
+    p.add_argument("--download", action="store_true", help="download missing published weights")
+    g = p.add_argument_group("preprocessing overrides (argument > model > default)")
+    g.add_argument("--crop-size", type=int)
+    g.add_argument("--resize-size", type=int)
+    g.add_argument("--interpolation", choices=("nearest", "bilinear", "bicubic"))
+    p.set_defaults(func=run)
+
+
+def pair_with_datasets(values: list[str], datasets: list[str], flag: str) -> dict[str, str]:
+    """Map each dataset to its value: all ``DATASET=VALUE`` or one plain value per dataset, by position."""
+    if not values:
+        return {}
+    keyed = [v.split("=", 1) for v in values if "=" in v and v.split("=", 1)[0] in datasets]
+    if len(keyed) == len(values):
+        return dict(keyed)
+    if keyed:
+        raise InputError(f"{flag}: mix of DATASET=VALUE and plain values; use one form")
+    if len(values) != len(datasets):
+        raise InputError(f"{flag}: {len(values)} value(s) for {len(datasets)} dataset(s); give one per --dataset "
+                         f"(in order) or DATASET=VALUE")
+    return dict(zip(datasets, values))
+
+
+def run(args) -> int:
+    from evaluators.datasets import open_dataset
+    from evaluators.engine import evaluate_source
+    from evaluators.manifests import check_dataset
+    from evaluators.registry import create_model
+
+    if len(set(args.dataset)) != len(args.dataset):
+        raise InputError("--dataset: each dataset once")
+    if args.weights and len(args.model) > 1:
+        raise InputError("--weights applies to a single --model")
+    if args.max_errors < 0:
+        raise InputError("--max-errors must be >= 0")
+    roots = pair_with_datasets(args.root, args.dataset, "--root")
+    labels = pair_with_datasets(args.labels, args.dataset, "--labels")
+    layouts = pair_with_datasets(args.layout, args.dataset, "--layout")
+    sources, checks = {}, {}
+    for ds in args.dataset:
+        if ds not in roots:
+            raise InputError(f"--root: no path for dataset {ds}")
+        src = open_dataset(ds, roots[ds], layout=layouts.get(ds, "auto"), labels=labels.get(ds), split=args.split)
+        check = check_dataset(ds, src)
+        check.allow_partial = args.allow_partial
+        if not check.ok and not args.allow_partial:
+            listed = "; ".join(check.differences[:3]) + (f"; ... ({len(check.differences)} in all)" if len(check.differences) > 3 else "")
+            raise InputError(f"{check.summary()}: {listed}. Run 'replication verify-dataset' for the full list, "
+                             "or pass --allow-partial")
+        if not check.ok:
+            log.warning("%s (scoring anyway: --allow-partial)", check.summary())
+        sources[ds], checks[ds] = src, check
+    overrides = {"crop_size": args.crop_size, "resize_size": args.resize_size, "interpolation": args.interpolation}
+    for model_id in args.model:
+        t0 = time.perf_counter()
+        lm = create_model(model_id, weights=args.weights, download=args.download, preprocess=overrides)
+        load_s = time.perf_counter() - t0
+        for ds in args.dataset:
+            res = evaluate_source(lm, sources[ds], ds, args.out, device=args.device, precision=args.precision,
+                                  batch_size=args.batch_size, workers=args.workers, max_errors=args.max_errors,
+                                  save_logits=args.save_logits, force=args.force, chunk_size=args.chunk_size,
+                                  channels_last=args.channels_last, manifest_check=checks[ds].to_dict())
+            if res.get("skipped"):
+                print(f"{lm.name} on {ds}: already done (top1 {res['top1']:.4f}); --force to redo")
+                continue
+            top1 = "n/a" if res["top1"] is None else f"{res['top1']:.4f}"
+            top5 = "n/a" if res["top5"] is None else f"{res['top5']:.4f}"
+            print(f"{lm.name} on {ds}: top1 {top1} top5 {top5} over {res['n_scored']} of {res['n_images']} images "
+                  f"({res['n_errors']} errors), {res['images_per_s'] or 0:.1f} img/s, model load {load_s:.1f}s")
+    sys.stdout.flush()
+    return 0

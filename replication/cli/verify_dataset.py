@@ -1,0 +1,30 @@
+"""``replication verify-dataset --dataset ID --root PATH``: compare a dataset
+copy with its manifest and list every difference (exit 1 if any)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("verify-dataset", help="check a dataset copy against its manifest; list every difference")
+    p.add_argument("--dataset", required=True, help="dataset id")
+    p.add_argument("--root", required=True, help="the copy: folder, or .tar.gz for ImageNet-v2")
+    p.add_argument("--labels", default=None, help="flat ImageNet val: devkit or LOC_val_solution.csv; class-folder: class map")
+    p.add_argument("--layout", default="auto")
+    p.add_argument("--split", default=None, help="split of a Hugging Face dataset")
+    p.add_argument("--checksum", action="store_true", help="also hash an archive given as --root against the published checksum")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from evaluators.datasets import open_dataset
+    from evaluators.manifests import check_archive, check_dataset
+
+    src = open_dataset(args.dataset, args.root, layout=args.layout, labels=args.labels, split=args.split)
+    check = check_dataset(args.dataset, src)
+    if args.checksum and Path(args.root).is_file():
+        check.differences += check_archive(args.dataset, args.root)
+    for line in check.differences:
+        print(line)
+    print(check.summary())
+    return 0 if check.ok else 1
