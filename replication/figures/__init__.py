@@ -29,7 +29,7 @@ from replication.figures._base import (
     DPI, FIGURES, FigureSpec, SavedFigure, figure_bytes, generate, generate_all, register_figure, render,
     save_figure, style,
 )
-from replication.figures import real_votes  # noqa: F401  (registers its figures)
+from replication.figures import real_votes, recht2019, taori2020, thompson2020, timm_scaling  # noqa: F401  (registers its figures)
 
 __all__ = ["DPI", "FIGURES", "FigureSpec", "SavedFigure", "figure_bytes", "generate", "generate_all",
            "register_figure", "render", "save_figure", "style"]

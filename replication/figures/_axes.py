@@ -1,0 +1,30 @@
+"""Axis helpers: probit and logit scales on accuracies given in percent."""
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+from replication.lines import inverse_transform, transform
+
+#: tick positions (percent) for probit / logit accuracy axes
+ACCURACY_TICKS = (0.5, 1, 2, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 99)
+
+
+def _clip(a):
+    return np.clip(np.asarray(a, dtype=float), 1e-6, 100 - 1e-6)
+
+
+def accuracy_scale(ax: Axes, axis: str, scale: str, lo: float, hi: float) -> None:
+    """Put ``axis`` ("x" or "y") of ``ax`` on the ``scale`` ("probit",
+    "logit" or "linear") of accuracies in percent, limited to [lo, hi] %,
+    with tick labels in percent."""
+    if scale != "linear":
+        functions = (lambda a: transform(_clip(a), scale), lambda t: inverse_transform(t, scale))
+        getattr(ax, f"set_{axis}scale")("function", functions=functions)
+        ticks = [t for t in ACCURACY_TICKS if lo <= t <= hi]
+        target = ax.xaxis if axis == "x" else ax.yaxis
+        target.set_major_locator(FixedLocator(ticks))
+        target.set_minor_locator(NullLocator())
+        target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    getattr(ax, f"set_{axis}lim")(lo, hi)
