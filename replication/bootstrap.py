@@ -39,13 +39,15 @@ def resample_counts(strata: np.ndarray | None, n_images: int, n_resamples: int,
     _, start, size = np.unique(strata[order], return_index=True, return_counts=True)
     stratum_of_pos = np.repeat(np.arange(len(start)), size)
     lo, width = start[stratum_of_pos], size[stratum_of_pos]
-    u = rng.random((n_resamples, n_images))
-    pos = lo + np.minimum((u * width).astype(np.int64), width - 1)  # position in sorted order
-    flat = pos + (np.arange(n_resamples)[:, None] * n_images)
-    counts_sorted = np.bincount(flat.ravel(), minlength=n_resamples * n_images).reshape(n_resamples, n_images)
-    counts = np.empty_like(counts_sorted, dtype=np.int32)
-    counts[:, order] = counts_sorted
-    return counts
+    # draw a position in sorted order for every (replicate, image slot); strata of one
+    # size share one call to rng.integers with a scalar bound (fast), then map to images
+    drawn = np.empty((n_resamples, n_images), dtype=np.int64)
+    for w in np.unique(width):  # distinct stratum sizes: few
+        cols = np.flatnonzero(width == w)
+        drawn[:, cols] = order[lo[cols] + rng.integers(0, w, size=(n_resamples, len(cols)))]
+    drawn += np.arange(n_resamples, dtype=np.int64)[:, None] * n_images
+    counts = np.bincount(drawn.ravel(), minlength=n_resamples * n_images).reshape(n_resamples, n_images)
+    return counts.astype(np.int32)
 
 
 def bootstrap_levels(study: StudyData, n_resamples: int, rng: np.random.Generator, *,

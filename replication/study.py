@@ -155,11 +155,11 @@ class StudyData:
     def level_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(levels, ref_level, rep_level)``: the (L, 2) distinct levels of both
         datasets and each image's index into them."""
-        both = np.concatenate([
-            np.stack([self.reference.n, self.reference.k], axis=1),
-            np.stack([self.replication.n, self.replication.k], axis=1),
-        ])
-        levels, inverse = np.unique(both, axis=0, return_inverse=True)
+        n = np.concatenate([self.reference.n, self.replication.n])
+        k = np.concatenate([self.reference.k, self.replication.k])
+        base = int(k.max()) + 1
+        keys, inverse = np.unique(n * base + k, return_inverse=True)  # 1-D keys sort fast; same order as (n, k)
+        levels = np.stack([keys // base, keys % base], axis=1)
         inverse = inverse.reshape(-1)
         n_ref = len(self.reference)
         return levels, inverse[:n_ref], inverse[n_ref:]

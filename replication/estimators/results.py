@@ -1,0 +1,356 @@
+"""The selection-frequency bias estimator and its results (statsmodels split).
+
+>>> est = SelectionBiasEstimator(("naive", "jackknife"), n_bootstrap=1000, random_state=0)
+>>> res = est.fit(annotations, correctness)          # doctest: +SKIP
+>>> res.adjusted_gap["jackknife"], res.conf_int(0.05)  # doctest: +SKIP
+>>> print(res.summary()); res.to_dict()               # doctest: +SKIP
+
+Intervals are percentile intervals from a bootstrap over images (stratified
+by class when class ids are known), one Generator for every replicate, all
+methods evaluated on the same replicates.
+"""
+from __future__ import annotations
+
+import html
+import logging
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from replication.bootstrap import bootstrap_levels
+from replication.errors import FitError, InputError
+from replication.estimators.registry import METHODS, Adjusted
+from replication.io.tables import validate_annotations, validate_correctness
+from replication.study import DEFAULT_REFERENCE, DEFAULT_REPLICATION, StudyData
+
+log = logging.getLogger(__name__)
+
+
+def check_methods(methods: Sequence[str] | str) -> tuple[str, ...]:
+    """Validate method names against the registry; return them as a tuple."""
+    names = tuple(m.strip() for m in methods.split(",")) if isinstance(methods, str) else tuple(methods)
+    unknown = [m for m in names if m not in METHODS]
+    if unknown or not names:
+        raise InputError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; "
+                         f"valid: {', '.join(sorted(METHODS))}")
+    return tuple(dict.fromkeys(names))
+
+
+def check_random_state(seed: Any) -> np.random.Generator:
+    """None, an int or a Generator -> a Generator (sklearn's helper, for numpy Generators)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(seed)
+
+
+@dataclass(frozen=True)
+class BootstrapDistribution:
+    """Bootstrap replicates (rows) of every estimate, per model (columns).
+
+    reference_accuracy, replication_accuracy : ndarray of shape (B, M)
+    adjusted_accuracy : dict method -> ndarray of shape (B, M)
+    """
+
+    reference_accuracy: np.ndarray
+    replication_accuracy: np.ndarray
+    adjusted_accuracy: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def gap(self, method: str | None = None) -> np.ndarray:
+        """Replicates of the gap (raw when ``method`` is None), shape (B, M)."""
+        rep = self.replication_accuracy if method is None else self.adjusted_accuracy[method]
+        return self.reference_accuracy - rep
+
+
+def _percentile_interval(draws: np.ndarray, alpha: float) -> np.ndarray:
+    """Percentile interval over axis 0 ignoring failed (NaN) replicates, shape (2, ...)."""
+    if draws.shape[0] == 0:
+        return np.full((2,) + draws.shape[1:], np.nan)
+    with warnings.catch_warnings():  # all-NaN columns give NaN, not a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanquantile(draws, [alpha / 2, 1 - alpha / 2], axis=0)
+
+
+class Summary:
+    """A printable summary: ``as_text()``, ``as_html()``, ``str()``."""
+
+    def __init__(self, title: str, table: pd.DataFrame, notes: list[str]):
+        self.title, self.table, self.notes = title, table, notes
+
+    def as_text(self) -> str:
+        body = self.table.to_string(float_format=lambda x: f"{x:8.2f}")
+        width = max(len(line) for line in body.splitlines())
+        rule = "=" * max(width, len(self.title))
+        return "\n".join([self.title, rule, body, "-" * len(rule), *self.notes])
+
+    def as_html(self) -> str:
+        notes = "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
+        return (f"<h3>{html.escape(self.title)}</h3>"
+                + self.table.to_html(float_format=lambda x: f"{x:.2f}") + notes)
+
+    def __str__(self) -> str:
+        return self.as_text()
+
+    __repr__ = __str__
+
+
+class BiasResults:
+    """Results of :meth:`SelectionBiasEstimator.fit`. Accuracies and gaps are
+    fractions; per-model values are :class:`pandas.Series` indexed by model.
+
+    Attributes
+    ----------
+    reference_accuracy, replication_accuracy, gap : Series
+        Raw accuracies and raw gap (reference minus replication).
+    adjusted_accuracy, adjusted_gap : dict method -> Series
+        Adjusted replication accuracy and the gap to it.
+    bootstrap_distribution : BootstrapDistribution
+    n_failed : dict method -> int
+        Bootstrap replicates in which the method returned NaN (left out of
+        the intervals).
+    model : SelectionBiasEstimator
+        The estimator that produced these results.
+    """
+
+    def __init__(self, *, model: "SelectionBiasEstimator", study: StudyData, methods: tuple[str, ...],
+                 point: Mapping[str, Adjusted], reference_accuracy: np.ndarray,
+                 replication_accuracy: np.ndarray, bootstrap: BootstrapDistribution,
+                 reference: str, replication: str):
+        self.model = model
+        self.study = study
+        self.methods = methods
+        self.reference = reference
+        self.replication = replication
+        self._point = dict(point)
+        idx = pd.Index(study.models, name="model")
+        self.reference_accuracy = pd.Series(reference_accuracy, index=idx, name="reference_accuracy")
+        self.replication_accuracy = pd.Series(replication_accuracy, index=idx, name="replication_accuracy")
+        self.gap = self.reference_accuracy - self.replication_accuracy
+        self.gap.name = "gap"
+        self.adjusted_accuracy = {m: pd.Series(point[m].accuracy, index=idx, name=m) for m in methods}
+        self.adjusted_gap = {m: (self.reference_accuracy - self.adjusted_accuracy[m]).rename(m) for m in methods}
+        self.bootstrap_distribution = bootstrap
+        self.n_failed = {m: int(np.isnan(bootstrap.adjusted_accuracy[m]).any(axis=1).sum()) for m in methods}
+
+    def _alpha(self, alpha: float | None) -> float:
+        """``alpha`` or, when None, 1 - the estimator's confidence_level."""
+        return 1.0 - float(self.model.confidence_level) if alpha is None else float(alpha)
+
+    @property
+    def n_bootstrap(self) -> int:
+        return int(self.bootstrap_distribution.reference_accuracy.shape[0])
+
+    @property
+    def mean_gap(self) -> float:
+        """Raw gap averaged over models."""
+        return float(self.gap.mean())
+
+    @property
+    def adjusted_mean_gap(self) -> dict[str, float]:
+        """Adjusted gap averaged over models, per method."""
+        return {m: float(self.adjusted_gap[m].mean()) for m in self.methods}
+
+    def weights(self, method: str) -> pd.DataFrame:
+        """Per-image importance weights of the replication images for ``method``:
+        columns ``dataset, image_id, weight`` (mean weight 1; the weighted
+        accuracy ``mean(weight * correct)`` equals the adjusted accuracy)."""
+        if method not in self._point:
+            raise KeyError(f"method {method!r} was not fitted; fitted: {', '.join(self.methods)}")
+        lw = self._point[method].level_weights
+        if lw is None:
+            raise KeyError(f"method {method!r} has no per-image weights")
+        _, _, rep_level = self.study.level_index()
+        rep = self.study.replication
+        return pd.DataFrame({"dataset": rep.name, "image_id": rep.image_id, "weight": np.asarray(lw)[rep_level]})
+
+    def weights_frame(self) -> pd.DataFrame:
+        """``dataset, image_id`` and one weight column per fitted method that has weights."""
+        rep = self.study.replication
+        out = pd.DataFrame({"dataset": rep.name, "image_id": rep.image_id})
+        _, _, rep_level = self.study.level_index()
+        for m in self.methods:
+            lw = self._point[m].level_weights
+            if lw is not None:
+                out[m] = np.asarray(lw)[rep_level]
+        return out
+
+    def conf_int(self, alpha: float | None = None) -> pd.DataFrame:
+        """Percentile bootstrap intervals at level ``1 - alpha``: one row per
+        (model, quantity) with columns ``lower, upper``. Quantities:
+        ``reference_accuracy``, ``replication_accuracy``, ``gap``, and per
+        method ``adjusted_accuracy[m]``, ``adjusted_gap[m]``."""
+        alpha = self._alpha(alpha)
+        bd = self.bootstrap_distribution
+        draws = {"reference_accuracy": bd.reference_accuracy,
+                 "replication_accuracy": bd.replication_accuracy, "gap": bd.gap()}
+        for m in self.methods:
+            draws[f"adjusted_accuracy[{m}]"] = bd.adjusted_accuracy[m]
+            draws[f"adjusted_gap[{m}]"] = bd.gap(m)
+        frames = []
+        for name, d in draws.items():
+            lo, hi = _percentile_interval(d, alpha)
+            frames.append(pd.DataFrame({"model": self.reference_accuracy.index, "quantity": name,
+                                        "lower": lo, "upper": hi}))
+        return pd.concat(frames).set_index(["model", "quantity"]).sort_index(level=0, sort_remaining=False)
+
+    def mean_gap_conf_int(self, alpha: float | None = None) -> pd.DataFrame:
+        """Intervals for the gap averaged over models: rows ``raw`` and each
+        method, columns ``value, lower, upper``."""
+        alpha = self._alpha(alpha)
+        bd = self.bootstrap_distribution
+        rows = {"raw": (self.mean_gap, bd.gap().mean(axis=1))}
+        for m in self.methods:
+            rows[m] = (self.adjusted_mean_gap[m], bd.gap(m).mean(axis=1))
+        out = {}
+        for name, (value, d) in rows.items():
+            lo, hi = _percentile_interval(d, alpha)
+            out[name] = {"value": value, "lower": float(lo), "upper": float(hi)}
+        return pd.DataFrame.from_dict(out, orient="index")
+
+    def summary(self, alpha: float | None = None) -> Summary:
+        """Per-model table in percentage points: reference and raw replication
+        accuracy, raw gap, and each method's adjusted gap with its interval."""
+        alpha = self._alpha(alpha)
+        ci = self.conf_int(alpha)
+        table = pd.DataFrame({"ref acc": 100 * self.reference_accuracy,
+                              "rep acc": 100 * self.replication_accuracy,
+                              "raw gap": 100 * self.gap})
+        for m in self.methods:
+            lo = ci.xs(f"adjusted_gap[{m}]", level="quantity")
+            table[f"{m} gap"] = 100 * self.adjusted_gap[m]
+            table[f"{m} lo"] = 100 * lo["lower"].reindex(table.index)
+            table[f"{m} hi"] = 100 * lo["upper"].reindex(table.index)
+        means = self.mean_gap_conf_int(alpha)
+        level = round(100 * (1 - alpha), 1)
+        notes = [f"{self.reference} -> {self.replication}: {len(self.study.reference)} / "
+                 f"{len(self.study.replication)} images, {len(self.study.models)} models; "
+                 f"percentage points; {level:g}% percentile bootstrap intervals, "
+                 f"{self.n_bootstrap} replicates"]
+        for name, row in means.iterrows():
+            label = "raw gap" if name == "raw" else f"{name} adjusted gap"
+            notes.append(f"mean {label}: {100 * row['value']:.2f} [{100 * row['lower']:.2f}, {100 * row['upper']:.2f}]")
+        for m, k in self.n_failed.items():
+            if k:
+                notes.append(f"{m}: {k} bootstrap replicate(s) failed and were left out")
+        return Summary("Selection-frequency bias: adjusted replication gaps", table, notes)
+
+    def to_dict(self, alpha: float | None = None) -> dict:
+        """The ``bias`` JSON of CONTRACTS.md. ``ci`` is the interval of the
+        (adjusted) gap; ``replication_accuracy_ci`` and ``gap_ci`` are extra
+        keys that say which interval is which."""
+        alpha = self._alpha(alpha)
+        ci = self.conf_int(alpha)
+
+        def interval(model: str, quantity: str) -> list[float | None]:
+            lo, hi = ci.loc[(model, quantity)]
+            return [None if np.isnan(lo) else float(lo), None if np.isnan(hi) else float(hi)]
+
+        models = {}
+        for name in self.reference_accuracy.index:
+            adjusted = {}
+            for m in self.methods:
+                gap_ci = interval(name, f"adjusted_gap[{m}]")
+                adjusted[m] = {"replication_accuracy": float(self.adjusted_accuracy[m][name]),
+                               "gap": float(self.adjusted_gap[m][name]), "ci": gap_ci, "gap_ci": gap_ci,
+                               "replication_accuracy_ci": interval(name, f"adjusted_accuracy[{m}]")}
+            models[name] = {"reference_accuracy": float(self.reference_accuracy[name]),
+                            "replication_accuracy": float(self.replication_accuracy[name]),
+                            "gap": float(self.gap[name]), "gap_ci": interval(name, "gap"),
+                            "adjusted": adjusted}
+        means = self.mean_gap_conf_int(alpha)
+
+        def pair(row: pd.Series) -> list[float | None]:
+            return [None if np.isnan(row["lower"]) else float(row["lower"]),
+                    None if np.isnan(row["upper"]) else float(row["upper"])]
+
+        summary = {"mean_gap": self.mean_gap, "mean_gap_ci": pair(means.loc["raw"]),
+                   "adjusted_mean_gap": {m: {"value": float(means.loc[m, "value"]), "ci": pair(means.loc[m])}
+                                         for m in self.methods}}
+        return {"reference": self.reference, "replication": self.replication, "models": models,
+                "summary": summary, "confidence_level": 1 - alpha, "n_bootstrap": self.n_bootstrap,
+                "n_images": {"reference": len(self.study.reference), "replication": len(self.study.replication)},
+                "bootstrap_failures": dict(self.n_failed)}
+
+
+class SelectionBiasEstimator:
+    """Estimate how much of a replication gap is selection-frequency bias.
+
+    Parameters
+    ----------
+    methods : sequence of str, default=("naive", "jackknife")
+        Names in :data:`replication.estimators.METHODS`.
+    n_bootstrap : int, default=1000
+        Bootstrap replicates over images (0 for point estimates only).
+    confidence_level : float, default=0.95
+        Level of the intervals in ``summary()`` and ``to_dict()``.
+    stratify : bool, default=True
+        Resample within classes when class ids are known.
+    random_state : None, int or numpy.random.Generator, default=None
+    method_options : dict, default=None
+        Keyword arguments per method, e.g. ``{"jackknife": {"d": 2}}``.
+    """
+
+    def __init__(self, methods: Sequence[str] = ("naive", "jackknife"), *, n_bootstrap: int = 1000,
+                 confidence_level: float = 0.95, stratify: bool = True, random_state: Any = None,
+                 method_options: Mapping[str, Mapping[str, Any]] | None = None):
+        self.methods = methods
+        self.n_bootstrap = n_bootstrap
+        self.confidence_level = confidence_level
+        self.stratify = stratify
+        self.random_state = random_state
+        self.method_options = method_options
+
+    def _estimate(self, name: str, table) -> Adjusted:
+        return METHODS[name](table, **dict((self.method_options or {}).get(name, {})))
+
+    def fit(self, annotations: pd.DataFrame | StudyData, correctness: pd.DataFrame | None = None, *,
+            reference: str = DEFAULT_REFERENCE, replication: str = DEFAULT_REPLICATION,
+            annotations_path: str = "<annotations>", correctness_path: str = "<correctness>") -> BiasResults:
+        """Fit on contract tables (validated here) or on a :class:`StudyData`.
+
+        Returns a new :class:`BiasResults`; the estimator itself is unchanged.
+        """
+        methods = check_methods(self.methods)
+        if int(self.n_bootstrap) < 0:
+            raise InputError(f"n_bootstrap must be >= 0, got {self.n_bootstrap}")
+        if not 0 < float(self.confidence_level) < 1:
+            raise InputError(f"confidence_level must lie in (0, 1), got {self.confidence_level}")
+        unknown_opts = set(self.method_options or {}) - set(methods)
+        if unknown_opts:
+            raise InputError(f"method_options for method(s) not fitted: {', '.join(sorted(unknown_opts))}")
+        if isinstance(annotations, StudyData):
+            study = annotations
+            reference, replication = study.reference.name, study.replication.name
+        else:
+            if correctness is None:
+                raise InputError("fit() needs a correctness matrix with the annotation table")
+            study = StudyData.from_tables(validate_annotations(annotations, annotations_path),
+                                          validate_correctness(correctness, correctness_path),
+                                          reference=reference, replication=replication,
+                                          annotations_path=annotations_path, correctness_path=correctness_path)
+        table = study.levels()
+        point = {m: self._estimate(m, table) for m in methods}
+        for m, adj in point.items():
+            if np.isnan(adj.accuracy).any():
+                raise FitError(f"method {m!r} gives no estimate: no reference image shares an observed "
+                               "selection frequency with any replication image")
+        rng = check_random_state(self.random_state)
+        ref_b, rep_b, adj_b = [], [], {m: [] for m in methods}
+        for chunk in bootstrap_levels(study, int(self.n_bootstrap), rng, stratify=self.stratify):
+            ref_b.append(chunk.reference_accuracy())
+            rep_b.append(chunk.replication_accuracy())
+            for m in methods:
+                adj_b[m].append(np.asarray(self._estimate(m, chunk).accuracy))
+        n_models = len(study.models)
+
+        def stack(parts: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate(parts, axis=0) if parts else np.empty((0, n_models))
+
+        boot = BootstrapDistribution(reference_accuracy=stack(ref_b), replication_accuracy=stack(rep_b),
+                                     adjusted_accuracy={m: stack(v) for m, v in adj_b.items()})
+        return BiasResults(model=self, study=study, methods=methods, point=point,
+                           reference_accuracy=table.reference_accuracy(),
+                           replication_accuracy=table.replication_accuracy(), bootstrap=boot,
+                           reference=reference, replication=replication)
