@@ -62,16 +62,22 @@ def run(args: argparse.Namespace) -> int:
     if args.backtest_year is not None and args.year_col is None:
         raise InputError("--backtest-year needs --year-col")
     src = str(args.table)
-    df = read_filtered(args)
+    rows = read_filtered(args)
     perf_col = args.error_col or args.accuracy_col
-    cols = [args.compute_col, perf_col] + ([args.year_col] if args.year_col else [])
-    df = clean_columns(df, cols, dropna=args.dropna, model_col=args.model_col, source=src,
-                       bounds=(-np.inf, np.inf), what="numbers")
-    df = clean_columns(df, [args.compute_col], positive=True, bounds=(0, np.inf), what="compute",
-                       model_col=args.model_col, source=src)
-    df = clean_columns(df, [perf_col], model_col=args.model_col, source=src)
-    error = df[perf_col].to_numpy() if args.error_col else 100.0 - df[perf_col].to_numpy()
-    names = df[args.model_col].astype(str).to_numpy() if args.model_col in df.columns else None
+
+    def usable(cols: list[str]):
+        """Rows with a number in every column of ``cols``; compute > 0, error/accuracy in 0..100."""
+        df = clean_columns(rows, cols, dropna=args.dropna, model_col=args.model_col, source=src,
+                           bounds=(-np.inf, np.inf), what="numbers")
+        if args.compute_col in cols:
+            df = clean_columns(df, [args.compute_col], positive=True, bounds=(0, np.inf), what="compute",
+                               model_col=args.model_col, source=src)
+        df = clean_columns(df, [perf_col], model_col=args.model_col, source=src)
+        err = df[perf_col].to_numpy() if args.error_col else 100.0 - df[perf_col].to_numpy()
+        names = df[args.model_col].astype(str).to_numpy() if args.model_col in df.columns else None
+        return df, err, names
+
+    df, error, names = usable([args.compute_col, perf_col] + ([args.year_col] if args.year_col else []))
     conv = Conversions(flop_per_usd=args.flop_per_usd, flop_per_lb_co2e=args.flop_per_lb_co2e,
                        flop_per_unit=args.flop_per_unit)
     res = ScalingFit(args.frontier, n_bootstrap=args.bootstrap, alpha=args.alpha, random_state=args.seed,
@@ -80,9 +86,12 @@ def run(args: argparse.Namespace) -> int:
     out.update({"table": src, "compute_col": args.compute_col, "error_col": args.error_col,
                 "accuracy_col": args.accuracy_col, "seed": args.seed})
     if args.year_col:
-        years = df[args.year_col].to_numpy()
-        out["error_trend"] = ErrorTrendFit(alpha=args.alpha).fit(years, error, names).to_dict(targets)
+        # the trend uses every model with a year and an error, with or without a compute estimate
+        trend_rows, trend_error, trend_names = usable([perf_col, args.year_col])
+        out["error_trend"] = ErrorTrendFit(alpha=args.alpha).fit(
+            trend_rows[args.year_col].to_numpy(), trend_error, trend_names).to_dict(targets)
         if args.backtest_year is not None:
+            years = df[args.year_col].to_numpy()
             out["backtest"] = backtest(df[args.compute_col], error, years, args.backtest_year, names=names,
                                        frontier=args.frontier, alpha=args.alpha).to_dict()
     write_json(args.json, out)
