@@ -40,13 +40,19 @@ def run(args: argparse.Namespace) -> int:
     from replication.estimators import METHODS
     from replication.estimators.results import SelectionBiasEstimator, check_methods
     from replication.io import load_annotations, load_correctness, write_json, write_table
+    from replication.io.tables import DATASET_IDS, check_dataset_ids
 
     methods = check_methods(args.methods)
     if args.bootstrap < 0:
         raise InputError(f"--bootstrap must be >= 0, got {args.bootstrap}")
     options = {"jackknife": {"d": args.jackknife_d}} if "jackknife" in methods and "jackknife" in METHODS else None
+    for flag, value in (("--reference", args.reference), ("--replication", args.replication)):
+        if value not in DATASET_IDS:
+            raise InputError(f"{flag}: unknown dataset {value!r}; known: {', '.join(DATASET_IDS)}")
     annotations = load_annotations(args.annotations)
+    check_dataset_ids(annotations, args.annotations)
     correctness = load_correctness(args.correct)
+    check_dataset_ids(correctness, args.correct)
     estimator = SelectionBiasEstimator(methods, n_bootstrap=args.bootstrap, stratify=not args.no_stratify,
                                        random_state=args.seed, method_options=options)
     results = estimator.fit(annotations, correctness, reference=args.reference, replication=args.replication,

@@ -91,6 +91,14 @@ def _check_keys(path, df: pd.DataFrame) -> None:
     _fail(path, dup, "duplicate image_id within its dataset", df)
 
 
+def check_dataset_ids(df: pd.DataFrame, path: str | os.PathLike, known: tuple[str, ...] = DATASET_IDS) -> None:
+    """Fail on rows whose ``dataset`` is not one of ``known`` (the contract ids)."""
+    bad = ~df["dataset"].isin(known).to_numpy()
+    if bad.any():
+        first = df.loc[bad, "dataset"].astype(str).iloc[0]
+        _fail(path, bad, f"unknown dataset {first!r} (known: {', '.join(known)})", df)
+
+
 def validate_annotations(df: pd.DataFrame, path: str | os.PathLike = "<annotations>") -> pd.DataFrame:
     """Check an annotation table and return a clean copy with int64 counts."""
     _require_columns(path, df, ANNOTATION_COLUMNS)
