@@ -41,10 +41,14 @@ def resample_counts(strata: np.ndarray | None, n_images: int, n_resamples: int,
     lo, width = start[stratum_of_pos], size[stratum_of_pos]
     # draw a position in sorted order for every (replicate, image slot); strata of one
     # size share one call to rng.integers with a scalar bound (fast), then map to images
-    drawn = np.empty((n_resamples, n_images), dtype=np.int64)
-    for w in np.unique(width):  # distinct stratum sizes: few
-        cols = np.flatnonzero(width == w)
-        drawn[:, cols] = order[lo[cols] + rng.integers(0, w, size=(n_resamples, len(cols)))]
+    sizes = np.unique(width)
+    if len(sizes) == 1:  # equal strata (the usual case): no column scatter
+        drawn = order[lo + rng.integers(0, sizes[0], size=(n_resamples, n_images))]
+    else:
+        drawn = np.empty((n_resamples, n_images), dtype=np.int64)
+        for w in sizes:  # distinct stratum sizes: few
+            cols = np.flatnonzero(width == w)
+            drawn[:, cols] = order[lo[cols] + rng.integers(0, w, size=(n_resamples, len(cols)))]
     drawn += np.arange(n_resamples, dtype=np.int64)[:, None] * n_images
     counts = np.bincount(drawn.ravel(), minlength=n_resamples * n_images).reshape(n_resamples, n_images)
     return counts.astype(np.int32)

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import special
 
 from replication.io.atomic import write_json, write_table
 from replication.sampling import EDGES, matched_frequency
@@ -241,7 +241,8 @@ def simulate(config: SimulationConfig, rng: np.random.Generator) -> SimulatedStu
 
 def population_truth(config: SimulationConfig, curves: pd.DataFrame, rep_s: np.ndarray) -> pd.DataFrame:
     """Per-model truth (see module doc), indexed by model."""
-    density = stats.beta.pdf(_GRID, *config.reference_prior)
+    a, b = config.reference_prior
+    density = np.exp((a - 1) * np.log(_GRID) + (b - 1) * np.log1p(-_GRID) - special.betaln(a, b))
     density = density / density.sum()
     ref_acc = density @ accuracy_curve(_GRID, curves, config.pivot)
     adj_acc = density @ accuracy_curve(_GRID, curves, config.pivot, config.shift)

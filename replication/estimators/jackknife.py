@@ -23,7 +23,7 @@ annotators.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from replication.errors import FitError
 from replication.estimators.naive import plug_in
@@ -31,6 +31,24 @@ from replication.estimators.registry import Adjusted, register_method
 from replication.study import LevelTable
 
 DEFAULT_D = 1
+
+
+def _log_choose(n: np.ndarray, r: np.ndarray) -> np.ndarray:
+    return special.gammaln(n + 1) - special.gammaln(r + 1) - special.gammaln(n - r + 1)
+
+
+def hypergeom_pmf(x: np.ndarray, total: np.ndarray, good: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """P(x good among ``draws`` taken without replacement from ``total`` items of
+    which ``good`` are good); 0 outside the support. Broadcasts. (Same as
+    ``scipy.stats.hypergeom.pmf(x, total, good, draws)``, without importing
+    scipy.stats, which costs seconds at start-up.)"""
+    x, total, good, draws = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (x, total, good, draws)))
+    ok = (x >= np.maximum(0, draws - (total - good))) & (x <= np.minimum(good, draws))
+    xs = np.where(ok, x, 0.0)
+    bad_draws = np.where(ok, draws - xs, 0.0)
+    log_p = (_log_choose(good, np.minimum(xs, good)) + _log_choose(total - good, np.minimum(bad_draws, total - good))
+             - _log_choose(total, draws))
+    return np.where(ok, np.exp(log_p), 0.0)
 
 
 def thinning_matrix(levels: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -44,8 +62,7 @@ def thinning_matrix(levels: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]
         raise FitError(f"jackknife with d={d} needs more than {d} annotators per image; "
                        f"some images have n={int(n[n <= d].min())}")
     kp = np.arange(int(k.max()) + 1)
-    prob = stats.hypergeom.pmf(kp[None, :], n[:, None], k[:, None], (n - d)[:, None])  # (L, K')
-    prob = np.where(np.isfinite(prob), prob, 0.0)
+    prob = hypergeom_pmf(kp[None, :], n[:, None], k[:, None], (n - d)[:, None])  # (L, K')
     rows, cols = np.nonzero(prob > 0)
     pairs = np.stack([n[rows] - d, kp[cols]], axis=1)
     thinned, target = np.unique(pairs, axis=0, return_inverse=True)
