@@ -178,7 +178,7 @@ def _error_message(errors: list[tuple[str, str]], max_errors: int) -> str:
             f"Fix or remove them, or rerun with --max-errors {len(errors)} to score the rest (finished chunks are kept)")
 
 
-def _run_chunks(runner: ModelRunner, source: ImageSource, cfg: PreprocessCfg, store: ChunkStore,
+def _run_chunks(runner: ModelRunner, source: ImageSource, crops: torch.utils.data.Dataset, store: ChunkStore,
                 chunks: list[range], pending: list[range], *, batch_size: int, workers: int, save_logits: bool,
                 max_errors: int, n_prev_errors: int, bar) -> None:
     """Score the ``pending`` chunks, writing each to ``store`` when finished."""
@@ -186,7 +186,7 @@ def _run_chunks(runner: ModelRunner, source: ImageSource, cfg: PreprocessCfg, st
         return
     chunk_id = {c[0]: i for i, c in enumerate(chunks)}
     loader = torch.utils.data.DataLoader(
-        CropDataset(source, cfg), batch_sampler=chunk_batches(pending, batch_size), num_workers=workers,
+        crops, batch_sampler=chunk_batches(pending, batch_size), num_workers=workers,
         collate_fn=collate_crops, pin_memory=runner.device.type == "cuda")
     errors: list[tuple[str, str]] = []
     parts: list[tuple] = []
@@ -224,10 +224,13 @@ def evaluate_source(lm: LoadedModel, source: ImageSource, dataset: str, out_dir:
                     device: str = "auto", precision: str = "fp32", batch_size: int = 64,
                     workers: int | None = None, max_errors: int = 0, save_logits: bool = False,
                     force: bool = False, chunk_size: int = DEFAULT_CHUNK, channels_last: bool = True,
-                    manifest_check: dict | None = None, progress: bool = True) -> dict:
+                    manifest_check: dict | None = None, progress: bool = True,
+                    crops: torch.utils.data.Dataset | None = None) -> dict:
     """Evaluate one model on one dataset; write ``<model>.parquet`` and
     ``<model>.json`` under ``out_dir/<dataset>/`` and return the sidecar dict.
-    A finished result is returned as is unless ``force``."""
+    A finished result is returned as is unless ``force``. ``crops`` replaces
+    the decoding :class:`CropDataset` (e.g. a :class:`~evaluators.cache.CachedCrops`
+    for ``lm.preprocess``'s crop key)."""
     from tqdm import tqdm
 
     t_start = time.perf_counter()
@@ -252,9 +255,10 @@ def evaluate_source(lm: LoadedModel, source: ImageSource, dataset: str, out_dir:
     n_new = sum(len(c) for c in pending)
     bar = tqdm(total=len(source), initial=len(source) - n_new, unit="img", file=sys.stderr,
                disable=None if progress else True, desc=f"{lm.name} on {dataset}")
+    crops = CropDataset(source, lm.preprocess) if crops is None else crops
     t_eval = time.perf_counter()
     try:
-        _run_chunks(runner, source, lm.preprocess, store, chunks, pending, batch_size=batch_size, workers=workers,
+        _run_chunks(runner, source, crops, store, chunks, pending, batch_size=batch_size, workers=workers,
                     save_logits=save_logits, max_errors=max_errors, n_prev_errors=n_prev_errors, bar=bar)
     finally:
         bar.close()
@@ -274,6 +278,7 @@ def evaluate_source(lm: LoadedModel, source: ImageSource, dataset: str, out_dir:
         "preprocess": lm.preprocess.to_dict(), "preprocess_hash": lm.preprocess.hash(),
         "device": device_description(dev), "precision": precision, "channels_last": channels_last,
         "batch_size": batch_size, "workers": workers, "chunk_size": chunk_size, "save_logits": save_logits,
+        "images_from": getattr(crops, "description", "decoded from the image files"),
         "resumed_chunks": len(done), "images_this_run": n_new,
         "eval_time_s": eval_s, "wall_time_s": time.perf_counter() - t_start,
         "images_per_s": n_new / eval_s if eval_s > 0 and n_new else None,
