@@ -1,0 +1,207 @@
+"""Decode once, evaluate many: a cache of decoded, resized, centre-cropped uint8 images.
+
+Models whose :meth:`PreprocessCfg.crop_key` is equal see the same uint8 crop
+of every image (they may still differ in mean/std, applied on the device).
+:class:`CropCache` decodes a source once for one crop key and serves the
+crops to every such model through :class:`CachedCrops`, a drop-in for the
+engine's :class:`~evaluators.engine.CropDataset`.
+
+The cache lives in memory (``cache_dir=None``) or on disk under
+``cache_dir/<key>/``, where ``key`` joins a hash of the dataset listing
+(dataset id, root, every image id, label and location) and the crop key::
+
+    cache_dir/<source hash>-<crop key>/
+        chunk-00000.npy    uint8 (n, 3, crop, crop), images of the chunk in sample order
+        chunk-00000.json   {"start", "n", "errors": {sample index: reason}}; written last
+        ...
+
+Each file is written atomically and a chunk counts only once its ``.json``
+exists, so a fill killed at any point resumes from its last finished chunk
+and never serves a half-written array. Unreadable images keep an all-zero
+slot and their reason, and reach the engine as errors exactly as a fresh
+decode would report them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from evaluators.datasets.base import ImageSource
+from evaluators.preprocess import PreprocessCfg
+from replication.io.atomic import atomic_path, write_json
+
+log = logging.getLogger(__name__)
+
+CACHE_CHUNK = 1024
+CACHE_MODES = ("none", "memory", "disk")
+
+
+def source_key(source: ImageSource, dataset: str) -> str:
+    """16-hex-digit hash of a dataset copy's listing: dataset id, root and
+    every sample's (image id, label, location) in order."""
+    h = hashlib.sha256(f"{dataset}\n{source.root.resolve()}\n".encode())
+    h.update("\n".join(f"{s.image_id}\t{s.label}\t{s.location}" for s in source.samples).encode())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class _Chunk:
+    """Crops of samples ``start .. start + len(images) - 1``; ``errors`` maps a
+    sample index to the reason it could not be decoded."""
+
+    start: int
+    images: np.ndarray
+    errors: dict[int, str]
+
+
+class CachedCrops(torch.utils.data.Dataset):
+    """Map-style dataset over a filled :class:`CropCache`: item ``i`` is
+    ``(i, uint8 (3, H, W) tensor, None)`` or ``(i, None, reason)``, as
+    :class:`~evaluators.engine.CropDataset` yields."""
+
+    def __init__(self, chunks: list[_Chunk], chunk_size: int, description: str):
+        self.chunks = chunks
+        self.chunk_size = chunk_size
+        self.description = description
+
+    def __len__(self) -> int:
+        return sum(len(c.images) for c in self.chunks)
+
+    def __getitem__(self, index: int):
+        c = self.chunks[index // self.chunk_size]
+        if index in c.errors:
+            return index, None, c.errors[index]
+        return index, torch.from_numpy(np.array(c.images[index - c.start])), None
+
+
+class CropCache:
+    """Decoded uint8 crops of one image source under one preprocessing's crop key.
+
+    Parameters
+    ----------
+    source : ImageSource
+    cfg : PreprocessCfg
+        Only its crop fields matter (:meth:`PreprocessCfg.crop_key`).
+    dataset : str
+        Dataset id (part of the key).
+    cache_dir : path or None, default=None
+        None keeps the crops in memory; a folder keeps them on disk (reused by
+        later runs and other processes, and resumable).
+    chunk_size : int, default=1024
+        Images per cache chunk (the unit of atomic writes and resume).
+
+    Attributes (after :meth:`fill`)
+    ----------
+    n_decoded_ : int
+        Images decoded by this call (0 when everything was cached already).
+    decode_s_ : float
+        Seconds spent decoding in this call.
+    """
+
+    def __init__(self, source: ImageSource, cfg: PreprocessCfg, *, dataset: str,
+                 cache_dir: str | os.PathLike | None = None, chunk_size: int = CACHE_CHUNK):
+        self.source = source
+        self.cfg = cfg
+        self.dataset = dataset
+        self.cache_dir = cache_dir
+        self.chunk_size = chunk_size
+        self._memory: dict[int, _Chunk] = {}
+
+    @property
+    def key(self) -> str:
+        return f"{source_key(self.source, self.dataset)}-{self.cfg.crop_key()}"
+
+    @property
+    def folder(self) -> Path | None:
+        return None if self.cache_dir is None else Path(self.cache_dir) / self.key
+
+    def _ranges(self) -> list[range]:
+        from evaluators.engine import chunk_ranges
+
+        return chunk_ranges(len(self.source), self.chunk_size)
+
+    def _load_chunk(self, i: int) -> _Chunk | None:
+        """Chunk ``i`` from disk (memory-mapped) if finished, else None."""
+        if self.folder is None:
+            return self._memory.get(i)
+        meta = self.folder / f"chunk-{i:05d}.json"
+        if not meta.exists():
+            return None
+        m = json.loads(meta.read_text())
+        images = np.load(self.folder / f"chunk-{i:05d}.npy", mmap_mode="r")
+        return _Chunk(m["start"], images, {int(k): v for k, v in m["errors"].items()})
+
+    def _store_chunk(self, i: int, chunk: _Chunk) -> None:
+        if self.folder is None:
+            self._memory[i] = chunk
+            return
+        with atomic_path(self.folder / f"chunk-{i:05d}.npy", suffix=".npy") as tmp:
+            np.save(tmp, chunk.images)
+        write_json(self.folder / f"chunk-{i:05d}.json",
+                   {"start": chunk.start, "n": len(chunk.images), "errors": chunk.errors})
+
+    def fill(self, *, workers: int | None = None, batch_size: int = 64, progress: bool = True) -> "CropCache":
+        """Decode every image not cached yet (DataLoader ``workers``), chunk by chunk."""
+        from tqdm import tqdm
+
+        from evaluators.engine import CropDataset, chunk_batches, collate_crops, default_workers
+
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            write_json(self.folder / "key.json", {"dataset": self.dataset, "root": str(self.source.root.resolve()),
+                                                  "n_images": len(self.source), "preprocess": self.cfg.to_dict(),
+                                                  "crop_key": self.cfg.crop_key()})
+        ranges = self._ranges()
+        missing = [i for i in range(len(ranges)) if self._load_chunk(i) is None]
+        self.n_decoded_ = sum(len(ranges[i]) for i in missing)
+        t0 = time.perf_counter()
+        if missing:
+            s = self.cfg.crop_size
+            loader = torch.utils.data.DataLoader(
+                CropDataset(self.source, self.cfg), batch_sampler=chunk_batches([ranges[i] for i in missing], batch_size),
+                num_workers=default_workers() if workers is None else workers, collate_fn=collate_crops)
+            bar = tqdm(total=self.n_decoded_, unit="img", file=sys.stderr, disable=None if progress else True,
+                       desc=f"decoding {self.dataset} for crop key {self.cfg.crop_key()}")
+            pending = iter(missing)
+            i = next(pending)
+            images, errors, left = np.zeros((len(ranges[i]), 3, s, s), np.uint8), {}, len(ranges[i])
+            for batch in loader:
+                start = ranges[i].start
+                images[batch.indices.numpy() - start] = batch.images.numpy()
+                errors.update(dict(batch.errors))
+                n = len(batch.indices) + len(batch.errors)
+                left -= n
+                bar.update(n)
+                if left == 0:
+                    self._store_chunk(i, _Chunk(start, images, errors))
+                    i = next(pending, None)
+                    if i is not None:
+                        images, errors, left = np.zeros((len(ranges[i]), 3, s, s), np.uint8), {}, len(ranges[i])
+            bar.close()
+        self.decode_s_ = time.perf_counter() - t0
+        return self
+
+    def crops(self) -> CachedCrops:
+        """The cached crops as a dataset for the engine (after :meth:`fill`)."""
+        chunks = [self._load_chunk(i) for i in range(len(self._ranges()))]
+        if any(c is None for c in chunks):
+            raise RuntimeError(f"crop cache {self.key}: fill() first")
+        where = "memory" if self.folder is None else str(self.folder)
+        return CachedCrops(chunks, self.chunk_size, f"crop cache {self.key} ({where})")
+
+
+def group_by_crop_key(cfgs: dict[str, PreprocessCfg]) -> dict[str, list[str]]:
+    """``{crop key: [model ids]}`` for ``{model id: its preprocessing}``, in first-seen order."""
+    groups: dict[str, list[str]] = {}
+    for model_id, cfg in cfgs.items():
+        groups.setdefault(cfg.crop_key(), []).append(model_id)
+    return groups
