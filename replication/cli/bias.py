@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
 from replication.study import DEFAULT_REFERENCE, DEFAULT_REPLICATION
-
-log = logging.getLogger(__name__)
 
 DEFAULT_METHODS = "naive,jackknife"
 
@@ -63,5 +60,5 @@ def run(args: argparse.Namespace) -> int:
         write_table(args.weights_out, weights)
     write_json(args.json, payload)
     summary = results.summary()
-    print("\n".join([summary.notes[0], *summary.notes[1:], f"wrote {args.json}"]))
+    print("\n".join([*summary.notes, f"wrote {args.json}"]))
     return 0

@@ -6,12 +6,9 @@ so that other parts (e.g. an HTML report) can extend the demo.
 from __future__ import annotations
 
 import argparse
-import logging
 import time
 from pathlib import Path
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 DEFAULT_OUT = "replication-demo"
 DEMO_BOOTSTRAP = 500

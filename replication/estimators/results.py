@@ -350,7 +350,12 @@ class SelectionBiasEstimator:
 
         boot = BootstrapDistribution(reference_accuracy=stack(ref_b), replication_accuracy=stack(rep_b),
                                      adjusted_accuracy={m: stack(v) for m, v in adj_b.items()})
-        return BiasResults(model=self, study=study, methods=methods, point=point,
-                           reference_accuracy=table.reference_accuracy(),
-                           replication_accuracy=table.replication_accuracy(), bootstrap=boot,
-                           reference=reference, replication=replication)
+        results = BiasResults(model=self, study=study, methods=methods, point=point,
+                              reference_accuracy=table.reference_accuracy(),
+                              replication_accuracy=table.replication_accuracy(), bootstrap=boot,
+                              reference=reference, replication=replication)
+        for m, k in results.n_failed.items():
+            if k:
+                log.warning("%s: %d of %d bootstrap replicates gave no estimate; intervals use the rest",
+                            m, k, results.n_bootstrap)
+        return results
