@@ -20,6 +20,8 @@ import pandas as pd
 from replication.io.atomic import _jsonable, write_text
 
 REPORT_NAME = "report.html"
+#: tables longer than this are collapsed behind a "Show" toggle
+COLLAPSE_ROWS = 25
 
 _CSS = """
 body{font-family:-apple-system,"DejaVu Sans",Helvetica,Arial,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
@@ -32,7 +34,7 @@ th{background:#f5f5f5} td.l,th.l{text-align:left}
 .sim{color:#B00020;font-weight:bold} .cap{color:#444;font-size:.9em}
 pre{background:#f8f8f8;padding:.6em;overflow:auto;max-height:28em;font-size:.8em}
 code{font-size:.85em;word-break:break-all} nav li{margin:.1em 0}
-table.inputs{table-layout:fixed;width:100%} td.prov{color:#555;font-size:.95em;overflow-wrap:anywhere;border-top:none}
+div.tw{overflow-x:auto} table.inputs{table-layout:fixed;width:100%} td.prov{color:#555;font-size:.95em;overflow-wrap:anywhere;border-top:none}
 """
 
 
@@ -49,8 +51,8 @@ class ReportFigure:
 
 @dataclass
 class Report:
-    """The content of the page, in order: headline numbers, extra tables,
-    figures, provenance of the inputs."""
+    """The content of the page, in order: headline numbers (``headline_numbers``
+    then each figure's), extra tables, figures, provenance of the inputs."""
 
     title: str
     intro: str
@@ -58,11 +60,13 @@ class Report:
     tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
     inputs: list[dict] = field(default_factory=list)
     command: str = ""
+    headline_numbers: dict[str, str] = field(default_factory=dict)
 
     def headline(self) -> pd.DataFrame:
         """Headline numbers of every figure: ``figure``, ``quantity``, ``value``."""
-        rows = [{"figure": f.name, "quantity": k, "value": v}
-                for f in self.figures for k, v in f.data.get("headline", {}).items()]
+        rows = [{"figure": "(study)", "quantity": k, "value": v} for k, v in self.headline_numbers.items()]
+        rows += [{"figure": f.name, "quantity": k, "value": v}
+                 for f in self.figures for k, v in f.data.get("headline", {}).items()]
         return pd.DataFrame(rows, columns=["figure", "quantity", "value"])
 
     def all_inputs(self) -> list[dict]:
@@ -87,7 +91,10 @@ class Report:
         parts.append("<nav><ul>" + "".join(toc) + "</ul></nav>")
         parts.append("<h2 id=\"headline\">Headline numbers</h2>" + table_html(self.headline()))
         for i, (title, frame) in enumerate(self.tables):
-            parts.append(f"<h2 id=\"table-{i}\">{_e(title)}</h2>" + table_html(frame))
+            body = table_html(frame)
+            if len(frame) > COLLAPSE_ROWS:
+                body = f"<details><summary>Show the {len(frame)} rows</summary>{body}</details>"
+            parts.append(f"<h2 id=\"table-{i}\">{_e(title)}</h2>" + body)
         for f in self.figures:
             parts.append(_figure_html(f))
         parts.append("<h2 id=\"inputs\">Inputs and provenance</h2>" + inputs_html(self.all_inputs()))
@@ -122,7 +129,7 @@ def table_html(frame: pd.DataFrame, max_rows: int = 200) -> str:
                         for c, v in zip(frame.columns, row))
         body.append(f"<tr>{cells}</tr>")
     more = f"<p class=\"cap\">{len(frame) - max_rows} more rows in the JSON</p>" if len(frame) > max_rows else ""
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"
+    return f"<div class=\"tw\"><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>{more}"
 
 
 def inputs_html(records: list[dict]) -> str:
@@ -145,7 +152,7 @@ def inputs_html(records: list[dict]) -> str:
 def _figure_html(f: ReportFigure) -> str:
     d = f.data
     b64 = base64.b64encode(f.png).decode("ascii")
-    sim = "<p class=\"sim\">Simulated data (no published data exist for this figure).</p>" if d.get("simulated") else ""
+    sim = "<p class=\"sim\">Simulated data: see the note in red on the figure.</p>" if d.get("simulated") else ""
     table = ""
     if d.get("table"):
         table = "<h3>Table</h3>" + table_html(pd.DataFrame(d["table"]))
@@ -177,6 +184,83 @@ def reference_report(reference_dir: str | os.PathLike, out_dir: str | os.PathLik
         figures=figs, command=f"replication report --reference {reference_dir} --out {out_dir}")
 
 
-def build_report(out_dir: str | os.PathLike, reference_dir: str | os.PathLike) -> Path:
-    """Write ``out_dir/report.html`` (and its figures) for the reference folder."""
-    return reference_report(reference_dir, out_dir).write(Path(out_dir) / REPORT_NAME)
+def study_figures(study: Any, results: Any, out_dir: str | os.PathLike) -> list[ReportFigure]:
+    """The Engstrom-style figures of a simulated study and its bias results,
+    saved into ``out_dir`` (PNG, PDF, JSON) and returned for embedding."""
+    from replication.figures import describe, mark_simulated, save_figure, style
+    from replication.figures import engstrom2020 as eng
+
+    note = "the demo's simulated replication study (truth known)"
+    paper = "Engstrom et al. 2020 style, on the demo's simulated study"
+    ann = study.annotations
+    hist_sets = []
+    for ds in (results.reference, results.replication):
+        part = ann[ann["dataset"] == ds]
+        hist_sets.append((f"simulated {ds}", part["n_selected"].to_numpy(), part["n_annotators"].to_numpy()))
+    drawn = []
+    with style():
+        fig, numbers = eng.draw_histograms(hist_sets)
+        drawn.append(("demo_histograms", "Selection frequencies: observed k/n with fitted priors", fig,
+                      {"numbers": numbers, "caption": "Bars: share of images at each observed k/n; markers: the "
+                                                      "fitted marginal under each prior; below: the fitted priors g(s)."}))
+        fig, out = eng.fs_figure(results.study, eng.chosen_models(results.reference_accuracy), truth=study)
+        drawn.append(("demo_fs_curves", "Accuracy against selection frequency, f(s)", fig, out))
+        fig, numbers = eng.draw_adjusted_vs_raw(results, truth=study.truth)
+        drawn.append(("demo_adjusted", "Adjusted and raw replication accuracy with both lines", fig,
+                      {"numbers": numbers, "caption": "Raw (grey) and jackknife-adjusted (blue, 95% bootstrap CI) "
+                                                      "replication accuracy per model with both least-squares lines; "
+                                                      "right: mean gap per method against the truth."}))
+        fig, out = eng.jackknife_figure(results.study, true_mean_adjusted=100 * float(
+            study.truth["adjusted_replication_accuracy"].mean()))
+        drawn.append(("demo_jackknife", "Jackknife: the plug-in estimate against 1/n", fig, out))
+    saved = []
+    for name, title, fig, out in drawn:
+        mark_simulated(fig, note)
+        data = describe(name, title, paper, {**out, "simulated": True, "inputs": []})
+        saved.append(save_figure(fig, data, out_dir, name))
+    return [ReportFigure(s.name, s.png.read_bytes(), s.data) for s in saved]
+
+
+def demo_report(out_dir: str | os.PathLike, study: Any, results: Any, table: pd.DataFrame,
+                command: str = "replication demo") -> Report:
+    """A :class:`Report` of the demo's simulated study: the comparison with
+    the truth, per-model gaps, and the Engstrom-style figures (saved in
+    ``out_dir/figures``)."""
+    figs = study_figures(study, results, Path(out_dir) / "figures")
+    per_model = results.summary().table.reset_index()
+    per_model.insert(1, "true gap", 100 * study.truth["gap"].reindex(per_model["model"]).to_numpy())
+    means = results.mean_gap_conf_int()
+    true_gap = 100 * float(study.truth["gap"].mean())
+    headline = {
+        **{("raw mean gap" if k == "raw" else f"{k}-adjusted mean gap"):
+           f"{100 * r['value']:.2f} points [{100 * r['lower']:.2f}, {100 * r['upper']:.2f}]" for k, r in means.iterrows()},
+        "true mean gap (the simulated shift)": f"{true_gap:.2f} points"}
+    cfg = study.config
+    intro = (f"Simulated replication study (preset engstrom2020: a raw drop near 11.7 points of which about 3.6 is a "
+             f"true shift). {len(results.study.reference):,} reference and {len(results.study.replication):,} "
+             f"replication images, {len(results.reference_accuracy)} models, {cfg.n_annotators} annotators per image, "
+             f"{results.n_bootstrap} bootstrap replicates. Nothing here is real data; the truth is known, so every "
+             "estimate can be checked. Gaps are in percentage points.")
+    return Report(title="Replication bias demo: how much of the accuracy drop is real?", intro=intro,
+                  figures=figs, command=command, headline_numbers=headline,
+                  tables=[("Mean gap over models, by method, against the truth", table.reset_index()),
+                          ("Per-model gaps (percentage points, 95% bootstrap intervals)", per_model)])
+
+
+def write_demo_report(out_dir: str | os.PathLike, study: Any, results: Any, table: pd.DataFrame) -> Path:
+    """Write ``out_dir/report.html`` for a finished demo run (see
+    :func:`replication.cli.demo.run_demo`)."""
+    return demo_report(out_dir, study, results, table).write(Path(out_dir) / REPORT_NAME)
+
+
+def build_report(out_dir: str | os.PathLike, reference_dir: str | os.PathLike | None = None, *,
+                 seed: int = 0, n_bootstrap: int | None = None) -> Path:
+    """Write ``out_dir/report.html`` (and its figures): for the reference
+    folder, or, when ``reference_dir`` is None, for the demo's simulated study
+    (``replication demo`` run into ``out_dir`` with ``seed``)."""
+    if reference_dir is not None:
+        return reference_report(reference_dir, out_dir).write(Path(out_dir) / REPORT_NAME)
+    from replication.cli.demo import DEMO_BOOTSTRAP, run_demo
+
+    demo = run_demo(out_dir, seed, n_bootstrap=DEMO_BOOTSTRAP if n_bootstrap is None else n_bootstrap)
+    return demo["paths"]["report_html"]

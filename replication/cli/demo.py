@@ -128,6 +128,7 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, seed: int = 0, *, n_bootstrap: i
     from replication.estimators import METHODS
     from replication.estimators.results import SelectionBiasEstimator
     from replication.io import write_json
+    from replication.report import write_demo_report
     from replication.simulate import SimulationConfig, simulate, write_study
 
     start = time.perf_counter()
@@ -143,6 +144,7 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, seed: int = 0, *, n_bootstrap: i
     paths["bias_json"] = write_json(out / "bias.json", results.to_dict())
     paths["gaps_png"] = plot_gaps(results, study.truth, out / "gaps.png")
     paths["selection_png"] = plot_selection(study, out / "selection.png")
+    paths["report_html"] = write_demo_report(out, study, results, table)
     text = "\n".join([
         "Simulated replication study (preset engstrom2020: raw drop ~11.7 points, ~3.6 of it a true shift)",
         f"{len(study.truth)} models, {len(results.study.reference)} reference and "

@@ -13,13 +13,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reference", type=Path, default=None,
                    help="folder laid out like ../shared/reference (default: the demo's simulated study)")
     p.add_argument("--out", type=Path, default=Path("report"), help="output folder (default: ./report)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated study (without --reference)")
+    p.add_argument("--bootstrap", type=int, default=None, metavar="B",
+                   help="bootstrap replicates of the simulated study (default: the demo's)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from replication.errors import InputError
     from replication.report import build_report
 
     start = time.perf_counter()
-    path = build_report(args.out, args.reference)
+    if args.bootstrap is not None and args.bootstrap < 0:
+        raise InputError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+    path = build_report(args.out, args.reference, seed=args.seed, n_bootstrap=args.bootstrap)
     print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - start:.1f} s")
     return 0

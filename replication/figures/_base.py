@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import logging
+import textwrap
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,8 +114,11 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 7.0, height: fl
 
 
 def mark_simulated(fig: Figure, text: str) -> None:
-    """Stamp a figure as drawn from simulated data (a red line at the top)."""
-    fig.suptitle(f"SIMULATED DATA: {text}", color="#B00020", fontsize=9, fontweight="bold")
+    """Stamp a figure as drawn from simulated data (red text at the top,
+    wrapped to the figure's width)."""
+    width_chars = int(fig.get_figwidth() * 11)
+    fig.suptitle(textwrap.fill(f"SIMULATED DATA: {text}", width_chars), color="#B00020", fontsize=9,
+                 fontweight="bold")
 
 
 def check_inputs(spec: FigureSpec, reference_dir: str | os.PathLike) -> Path:
@@ -138,12 +142,17 @@ def render(name: str, reference_dir: str | os.PathLike, **options) -> tuple[Figu
     root = check_inputs(spec, reference_dir)
     with style():
         fig, data = spec.draw(root, **options)
+    return fig, describe(name, spec.title, spec.paper, data, root)
+
+
+def describe(name: str, title: str, paper: str, data: dict, root: str | os.PathLike | None = None) -> dict:
+    """The full JSON content of a figure from what its drawing function
+    returned: identity, flags, headline, table, input provenance, numbers."""
     records = [file_record(p, root) for p in dict.fromkeys(Path(p) for p in data.get("inputs", []))]
-    full = {"figure": name, "title": spec.title, "paper": spec.paper,
+    return {"figure": name, "title": title, "paper": paper,
             "simulated": bool(data.get("simulated", False)), "caption": data.get("caption", ""),
             "headline": data.get("headline", {}), "table": data.get("table", []),
             "inputs": records, "numbers": data["numbers"]}
-    return fig, full
 
 
 @dataclass(frozen=True)
