@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import argparse
 
-from replication.study import DEFAULT_REFERENCE, DEFAULT_REPLICATION
-
 DEFAULT_METHODS = "naive,jackknife"
 
 
@@ -16,9 +14,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "and the gap to it. Writes the contract JSON.")
     p.add_argument("--annotations", required=True, help="annotation table (CSV or Parquet)")
     p.add_argument("--correct", required=True, help="correctness matrix (CSV or Parquet)")
-    p.add_argument("--reference", default=DEFAULT_REFERENCE, help=f"reference dataset id (default {DEFAULT_REFERENCE})")
-    p.add_argument("--replication", default=DEFAULT_REPLICATION,
-                   help=f"replication dataset id (default {DEFAULT_REPLICATION})")
+    # defaults resolved in run() (replication.study imports pandas; --help stays fast)
+    p.add_argument("--reference", help="reference dataset id (default imagenet-val)")
+    p.add_argument("--replication", help="replication dataset id (default imagenetv2-matched-frequency)")
     p.add_argument("--methods", default=DEFAULT_METHODS,
                    help=f"comma-separated adjustment methods (default {DEFAULT_METHODS})")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="B", help="bootstrap replicates (default 1000)")
@@ -34,16 +32,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from replication.errors import InputError
-    from replication.estimators import METHODS
     from replication.estimators.results import SelectionBiasEstimator, check_methods
     from replication.io import load_annotations, load_correctness, write_json, write_table
     from replication.io.tables import DATASET_IDS, check_dataset_ids
+    from replication.study import DEFAULT_REFERENCE, DEFAULT_REPLICATION
 
+    reference = args.reference or DEFAULT_REFERENCE
+    replication = args.replication or DEFAULT_REPLICATION
     methods = check_methods(args.methods)
     if args.bootstrap < 0:
         raise InputError(f"--bootstrap must be >= 0, got {args.bootstrap}")
-    options = {"jackknife": {"d": args.jackknife_d}} if "jackknife" in methods and "jackknife" in METHODS else None
-    for flag, value in (("--reference", args.reference), ("--replication", args.replication)):
+    options = {"jackknife": {"d": args.jackknife_d}} if "jackknife" in methods else None
+    for flag, value in (("--reference", reference), ("--replication", replication)):
         if value not in DATASET_IDS:
             raise InputError(f"{flag}: unknown dataset {value!r}; known: {', '.join(DATASET_IDS)}")
     annotations = load_annotations(args.annotations)
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     check_dataset_ids(correctness, args.correct)
     estimator = SelectionBiasEstimator(methods, n_bootstrap=args.bootstrap, stratify=not args.no_stratify,
                                        random_state=args.seed, method_options=options)
-    results = estimator.fit(annotations, correctness, reference=args.reference, replication=args.replication,
+    results = estimator.fit(annotations, correctness, reference=reference, replication=replication,
                             annotations_path=str(args.annotations), correctness_path=str(args.correct))
     payload = results.to_dict()
     weights = results.weights_frame() if args.weights_out else None
