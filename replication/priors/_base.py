@@ -1,0 +1,332 @@
+"""Shared machinery of the selection-frequency priors.
+
+A prior g is a distribution of the TRUE selection frequency s in [0, 1]; the
+data are k-of-n counts, k | s ~ Binomial(n, s), with n allowed to vary per
+image. Every prior exposes the same read-outs: its density or cell masses on a
+grid, the fitted marginal P(k | n) (for goodness-of-fit checks), posteriors of
+s given (k, n), and samples.
+
+Fitting works on *levels*: the distinct (n, k) pairs with a (possibly
+fractional) count of images at each, so fits on level tables and bootstrap
+replicates cost O(levels), not O(images).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special, stats
+from sklearn.base import BaseEstimator
+
+from replication.errors import FitError
+from replication.sampling import frequency_bin
+
+#: fewest images a prior is fitted on
+MIN_IMAGES = 10
+
+
+def log_binom_pmf(n: np.ndarray, k: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """log Binomial(k; n, s), broadcasting; exact 0/1 limits at s = 0 and s = 1."""
+    n, k, s = np.asarray(n, float), np.asarray(k, float), np.asarray(s, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = (special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)
+               + special.xlogy(k, s) + special.xlog1py(n - k, -s))
+    return out
+
+
+@dataclass(frozen=True)
+class Levels:
+    """Distinct (n, k) levels with image counts: n, k of shape (L,), counts (..., L)."""
+
+    n: np.ndarray
+    k: np.ndarray
+    counts: np.ndarray
+
+
+def to_levels(n_selected, n_annotators, counts=None) -> Levels:
+    """Collapse per-image (or per-level, with ``counts``) data to distinct levels.
+
+    ``counts`` may carry leading batch axes, shape (..., N); it weights each
+    (k, n) pair (e.g. the number of images at a level, a bootstrap count).
+    """
+    k = np.asarray(n_selected).reshape(-1)
+    n = np.asarray(n_annotators).reshape(-1)
+    if k.shape != n.shape:
+        raise FitError(f"n_selected has {k.size} entries but n_annotators has {n.size}")
+    if k.size == 0:
+        raise FitError("no images to fit a prior on")
+    if not (np.all(np.isfinite(k)) and np.all(np.isfinite(n))):
+        raise FitError("n_selected / n_annotators contain NaN or infinite values")
+    if np.any(k != np.round(k)) or np.any(n != np.round(n)):
+        raise FitError("n_selected / n_annotators must be integers")
+    k, n = k.astype(np.int64), n.astype(np.int64)
+    if np.any(n < 1) or np.any(k < 0) or np.any(k > n):
+        bad = int(np.flatnonzero((n < 1) | (k < 0) | (k > n))[0])
+        raise FitError(f"entry {bad}: need 0 <= n_selected <= n_annotators and n_annotators >= 1 "
+                       f"(got k={k[bad]}, n={n[bad]})")
+    c = np.ones(k.shape) if counts is None else np.asarray(counts, float)
+    if c.shape[-1] != k.size:
+        raise FitError(f"counts has {c.shape[-1]} entries per row but there are {k.size} levels")
+    if np.any(~np.isfinite(c)) or np.any(c < 0):
+        raise FitError("counts must be finite and non-negative")
+    pairs, inv = np.unique(np.stack([n, k], axis=1), axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    onehot = np.zeros((k.size, len(pairs)))
+    onehot[np.arange(k.size), inv] = 1.0
+    return Levels(n=pairs[:, 0], k=pairs[:, 1], counts=c @ onehot)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Selection on k within bins: images reached the dataset through a draw
+    that depends on k only through its bin, uniformly inside a bin (Recht et
+    al.'s MatchedFrequency: bins of k/n with edges 0.2/0.4/0.6/0.8, a value on
+    an edge in the upper bin). Only the within-bin frequencies of k then carry
+    information on the prior of the POOL the images were drawn from.
+
+    group : ndarray of shape (L,), int
+        Selection bin of each level, unique across numbers of annotators.
+    n_group : ndarray of shape (L,), int
+        Index of each level's number of annotators.
+    """
+
+    group: np.ndarray
+    n_group: np.ndarray
+
+    def _onehots(self) -> tuple[np.ndarray, np.ndarray]:
+        g = np.zeros((len(self.group), self.group.max() + 1))
+        g[np.arange(len(self.group)), self.group] = 1.0
+        first = np.zeros(self.group.max() + 1, np.int64)
+        first[self.group] = self.n_group
+        to_n = np.zeros((len(first), first.max() + 1))
+        to_n[np.arange(len(first)), first] = 1.0
+        return g, to_n
+
+    def augment(self, counts: np.ndarray, marginal: np.ndarray) -> np.ndarray:
+        """Complete-data counts of the truncated-data EM (Dempster, Laird & Rubin
+        1977): each image observed in bin B stands for (1 - P_B) / P_B unseen
+        draws from the other bins, spread by the fitted marginal.
+        counts, marginal (P(k | n)): (..., L) -> (..., L)."""
+        g, to_n = self._onehots()
+        seen = counts @ g
+        ratio = seen / np.maximum(marginal @ g, 1e-300)               # (..., G)
+        per_n = ratio @ to_n                                          # (..., N)
+        other = per_n[..., self.n_group] - ratio[..., self.group]
+        return counts + marginal * other
+
+    def loglik(self, counts: np.ndarray, marginal: np.ndarray) -> np.ndarray:
+        """Conditional log-likelihood sum_l c_l log(P(k_l | n_l) / P(bin of l | n_l)), (...,)."""
+        g, _ = self._onehots()
+        in_bin = (marginal @ g)[..., self.group]
+        return np.sum(counts * (np.log(np.maximum(marginal, 1e-300)) - np.log(np.maximum(in_bin, 1e-300))), axis=-1)
+
+
+def complete_levels(lv: Levels, edges) -> tuple[Levels, Selection, np.ndarray]:
+    """All levels k = 0..n for every n present (counts 0 where unseen), their
+    selection bins, and the index of each original level in the completed set."""
+    ns = np.unique(lv.n)
+    n_full = np.concatenate([np.full(v + 1, v) for v in ns])
+    k_full = np.concatenate([np.arange(v + 1) for v in ns])
+    n_group = np.searchsorted(ns, n_full)
+    bins = frequency_bin(k_full / n_full, tuple(edges))
+    _, group = np.unique(np.stack([n_group, bins], axis=1), axis=0, return_inverse=True)
+    offset = np.concatenate([[0], np.cumsum(ns + 1)[:-1]])
+    index = offset[np.searchsorted(ns, lv.n)] + lv.k
+    counts = np.zeros(lv.counts.shape[:-1] + (len(n_full),))
+    counts[..., index] = lv.counts
+    selection = Selection(group=group.reshape(-1), n_group=n_group)
+    seen = np.atleast_2d(counts).sum(axis=0) > 0
+    groups_seen = np.unique(selection.group[seen])
+    dof = int(np.sum(np.bincount(selection.group)[groups_seen] - 1))
+    if dof < 2:
+        raise FitError(
+            f"selection on k/n in bins with edges {tuple(edges)} leaves {dof} within-bin degree(s) of freedom "
+            f"with n = {', '.join(map(str, ns))} annotators: the selected images carry no information on the "
+            "distribution of the pool they were drawn from (give the pool's annotations, or no selection)")
+    return Levels(n=n_full, k=k_full, counts=counts), selection, index
+
+
+def check_identifiable(lv: Levels, what: str = "prior") -> None:
+    """Raise FitError when a batch row has too few images or all its images
+    sit at k = 0 (or all at k = n): such data pin s to an end of [0, 1] and
+    no prior of s can be fitted (a degenerate prior)."""
+    total = lv.counts.sum(axis=-1)
+    if np.any(total < MIN_IMAGES):
+        raise FitError(f"too few images to fit the {what}: {float(np.min(total)):g} "
+                       f"(need at least {MIN_IMAGES})")
+    used = lv.counts > 0
+    at_zero = np.all(~used | (lv.k == 0), axis=-1)
+    at_top = np.all(~used | (lv.k == lv.n), axis=-1)
+    if np.any(at_zero):
+        raise FitError(f"degenerate {what}: every image has n_selected = 0, so the selection "
+                       "frequencies are all at 0 and their distribution cannot be fitted")
+    if np.any(at_top):
+        raise FitError(f"degenerate {what}: every image has n_selected = n_annotators, so the "
+                       "selection frequencies are all at 1 and their distribution cannot be fitted")
+
+
+@dataclass(frozen=True)
+class GoodnessOfFit:
+    """Pearson chi-square test of the fitted marginal of k against observed counts.
+
+    Cells are the (n, k) levels, pooled within each n so that every pooled
+    cell expects at least 5 images. ``dof`` = cells - (distinct n) - fitted
+    parameters (at least 1).
+    """
+
+    statistic: float
+    dof: int
+    pvalue: float
+    n_cells: int
+
+
+class SelectionFrequencyPrior(BaseEstimator, ABC):
+    """Base class: a fitted distribution of true selection frequency s.
+
+    Subclasses implement ``_fit_levels``, ``cell_mass``, ``_marginal``,
+    ``posterior_mean``, ``sample`` and ``n_parameters_``.
+    """
+
+    # -- fitting -----------------------------------------------------------
+    def fit(self, n_selected, n_annotators, counts=None, *, selection_edges=None) -> "SelectionFrequencyPrior":
+        """Fit to k-of-n counts.
+
+        Parameters
+        ----------
+        n_selected, n_annotators : array-like of shape (N,)
+            Selections k and annotators n per image (or per level).
+        counts : array-like of shape (N,), optional
+            Sample weights: number of images with that (k, n) (default 1 each).
+        selection_edges : tuple of float, optional
+            The images were selected from a pool on k/n within bins with these
+            edges (see :class:`Selection`); the prior fitted is then the POOL's,
+            by truncated-data EM on the within-bin frequencies. None: the images
+            are a random sample of their pool.
+
+        Returns
+        -------
+        self
+        """
+        lv = to_levels(n_selected, n_annotators, counts)
+        if lv.counts.ndim != 1:
+            raise FitError("counts must be one-dimensional for fit()")
+        check_identifiable(lv, type(self).__name__)
+        selection = None
+        if selection_edges is not None:
+            lv, selection, _ = complete_levels(lv, selection_edges)
+        self._fit_levels(lv, selection)
+        self.n_images_ = float(lv.counts.sum())
+        marginal = self._marginal(lv.n, lv.k)
+        if selection is None:
+            self.loglik_ = float(np.sum(lv.counts * np.log(np.maximum(marginal, 1e-300))))
+        else:
+            self.loglik_ = float(selection.loglik(lv.counts, marginal))
+        return self
+
+    @abstractmethod
+    def _fit_levels(self, lv: Levels, selection: Selection | None) -> None:
+        """Set the fitted attributes from one level table (1-D counts)."""
+
+    # -- read-outs ----------------------------------------------------------
+    @abstractmethod
+    def cell_mass(self, edges: np.ndarray) -> np.ndarray:
+        """Prior probability of each cell [edges[j], edges[j+1]], shape (C,)."""
+
+    @abstractmethod
+    def level_cell_joint(self, n: np.ndarray, k: np.ndarray, edges: np.ndarray) -> np.ndarray:
+        """P(k_l | n_l, s in cell j) P(s in cell j) for levels (L,), shape (L, C)."""
+
+    @abstractmethod
+    def _marginal(self, n: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """P(k | n) under the prior, elementwise."""
+
+    @abstractmethod
+    def posterior_mean(self, n_selected, n_annotators) -> np.ndarray:
+        """E[s | k, n] for each entry, shape (N,)."""
+
+    @abstractmethod
+    def sample(self, size: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw ``size`` true selection frequencies from the prior, shape (size,)."""
+
+    def pdf(self, s) -> np.ndarray:
+        """Density of the prior at ``s`` (array-like in [0, 1]).
+
+        The default spreads each cell's mass evenly over a grid of 200 cells
+        (a histogram density); continuous priors override it with the exact pdf.
+        """
+        edges = np.linspace(0.0, 1.0, 201)
+        dens = self.cell_mass(edges) / np.diff(edges)
+        idx = np.clip(np.searchsorted(edges, np.asarray(s, float), side="right") - 1, 0, 199)
+        return dens[idx]
+
+    def marginal(self, n_selected, n_annotators) -> np.ndarray:
+        """Fitted P(k | n) for each (k, n) entry, shape (N,)."""
+        return self._marginal(np.asarray(n_annotators), np.asarray(n_selected))
+
+    def marginal_k(self, n: int) -> np.ndarray:
+        """Fitted distribution of k for an image with ``n`` annotators, shape (n + 1,)."""
+        k = np.arange(int(n) + 1)
+        return self._marginal(np.full_like(k, int(n)), k)
+
+    def loglik(self, n_selected, n_annotators, counts=None) -> float:
+        """Log-likelihood sum_i counts_i log P(k_i | n_i) of data under the fitted prior."""
+        lv = to_levels(n_selected, n_annotators, counts)
+        return float(np.sum(lv.counts * np.log(np.maximum(self._marginal(lv.n, lv.k), 1e-300))))
+
+    def posterior(self, n_selected, n_annotators, edges=None) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior of s on a grid of cells.
+
+        Returns
+        -------
+        midpoints : ndarray of shape (C,)
+        probs : ndarray of shape (N, C)
+            P(s in cell c | k_i, n_i); rows sum to 1.
+        """
+        edges = np.linspace(0.0, 1.0, 201) if edges is None else np.asarray(edges, float)
+        k = np.asarray(n_selected).reshape(-1)
+        n = np.asarray(n_annotators).reshape(-1)
+        joint = self.level_cell_joint(n, k, edges)
+        total = joint.sum(axis=1, keepdims=True)
+        return (edges[1:] + edges[:-1]) / 2, joint / np.where(total > 0, total, 1.0)
+
+    def bic(self, n_selected, n_annotators, counts=None) -> float:
+        """Bayesian information criterion -2 loglik + p log N (lower is better)."""
+        lv = to_levels(n_selected, n_annotators, counts)
+        return -2.0 * self.loglik(lv.k, lv.n, lv.counts) + self.n_parameters_ * np.log(lv.counts.sum())
+
+    def goodness_of_fit(self, n_selected, n_annotators, counts=None, min_expected: float = 5.0) -> GoodnessOfFit:
+        """Pearson chi-square test of the fitted marginal of k (see :class:`GoodnessOfFit`)."""
+        lv = to_levels(n_selected, n_annotators, counts)
+        stat, cells, groups = 0.0, 0, 0
+        for n in np.unique(lv.n):
+            obs_full = np.zeros(n + 1)
+            at = lv.n == n
+            obs_full[lv.k[at]] = lv.counts[at]
+            exp_full = obs_full.sum() * self.marginal_k(n)
+            obs, exp = _pool_cells(obs_full, exp_full, min_expected)
+            stat += float(np.sum((obs - exp) ** 2 / exp))
+            cells += len(obs)
+            groups += 1
+        dof = max(1, cells - groups - int(self.n_parameters_))
+        return GoodnessOfFit(statistic=stat, dof=dof, pvalue=float(stats.chi2.sf(stat, dof)), n_cells=cells)
+
+
+def _pool_cells(obs: np.ndarray, exp: np.ndarray, min_expected: float) -> tuple[np.ndarray, np.ndarray]:
+    """Merge adjacent cells (left to right) until each expects >= min_expected."""
+    out_o, out_e, acc_o, acc_e = [], [], 0.0, 0.0
+    for o, e in zip(obs, exp):
+        acc_o += o
+        acc_e += e
+        if acc_e >= min_expected:
+            out_o.append(acc_o)
+            out_e.append(acc_e)
+            acc_o = acc_e = 0.0
+    if acc_e > 0 or acc_o > 0:
+        if out_e:
+            out_o[-1] += acc_o
+            out_e[-1] += acc_e
+        else:
+            out_o.append(acc_o)
+            out_e.append(acc_e)
+    return np.asarray(out_o), np.maximum(np.asarray(out_e), 1e-300)
