@@ -103,9 +103,8 @@ class SimulationConfig:
 
         ``engstrom2020``: the published ImageNet-v2 picture -- a raw
         MatchedFrequency drop of about 11.7 points (mean over 67 models), of
-        which about 3.6 is a true shift and the rest selection bias.
-        ``closed-form``: reference s ~ Beta(8, 2), candidates Beta(2, 2),
-        10 annotators, no shift.
+        which about 3.6 is a true shift and the rest selection bias
+        (reference s ~ Beta(8, 2), candidates Beta(2, 2), 10 annotators).
         """
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; valid: {', '.join(sorted(PRESETS))}")
@@ -132,7 +131,6 @@ class SimulationConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "engstrom2020": dict(shift=0.11),
-    "closed-form": dict(n_models=1),
 }
 
 
