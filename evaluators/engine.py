@@ -96,6 +96,12 @@ def chunk_batches(chunks: list[range], batch_size: int) -> list[list[int]]:
     return [list(c[s:s + batch_size]) for c in chunks for s in range(0, len(c), batch_size)]
 
 
+def shard_chunks(n_chunks: int, rank: int, world: int) -> range:
+    """Chunk ids of ``rank`` out of ``world``: contiguous, disjoint, covering
+    ``0..n_chunks-1`` exactly once (no padding, no repeated image)."""
+    return range(n_chunks * rank // world, n_chunks * (rank + 1) // world)
+
+
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -145,20 +151,26 @@ class ModelRunner:
                     logits = self.module(x)
             return logits.float().cpu()
 
+    def map(self, batches):
+        """(batch, float32 CPU logits, or None when no image of the batch is readable) per batch, in order."""
+        for batch in batches:
+            yield batch, self(batch.images) if len(batch.indices) else None
+
 
 def default_workers() -> int:
     return max(0, min(8, (os.cpu_count() or 1) - 1))
 
 
 def run_key(lm: LoadedModel, source: ImageSource, dataset: str, *, device: torch.device, precision: str,
-            batch_size: int, chunk_size: int, save_logits: bool, channels_last: bool) -> str:
+            batch_size: int, chunk_size: int, save_logits: bool, channels_last: bool, **variant) -> str:
     """Hash of everything that determines the per-image outputs."""
     listing = hashlib.sha256("\n".join(f"{s.image_id}\t{s.label}\t{s.location}" for s in source.samples).encode())
     blob = json.dumps({"model": lm.name, "weights": lm.provenance.get("weights_sha256"),
                        "weights_kind": lm.provenance.get("weights"), "preprocess": lm.preprocess.hash(),
                        "dataset": dataset, "root": str(source.root.resolve()), "listing": listing.hexdigest(),
                        "device": device.type, "precision": precision, "batch_size": batch_size,
-                       "chunk_size": chunk_size, "save_logits": save_logits, "channels_last": channels_last},
+                       "chunk_size": chunk_size, "save_logits": save_logits, "channels_last": channels_last,
+                       **{k: v for k, v in variant.items() if v}},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
@@ -187,19 +199,18 @@ def _run_chunks(runner: ModelRunner, source: ImageSource, crops: torch.utils.dat
     chunk_id = {c[0]: i for i, c in enumerate(chunks)}
     loader = torch.utils.data.DataLoader(
         crops, batch_sampler=chunk_batches(pending, batch_size), num_workers=workers,
-        collate_fn=collate_crops, pin_memory=runner.device.type == "cuda")
+        collate_fn=getattr(crops, "collate_fn", collate_crops), pin_memory=runner.device.type == "cuda")
     errors: list[tuple[str, str]] = []
     parts: list[tuple] = []
     pending_iter = iter(pending)
     current = next(pending_iter)
     left = len(current)
-    for batch in loader:
+    for batch, logits in runner.map(loader):
         n_ok = len(batch.indices)
         idx = np.concatenate([batch.indices.numpy(), np.array([i for i, _ in batch.errors], dtype=np.int64)])
         top5 = np.full((len(idx), TOPK), -1, dtype=np.int16)
         logits_np = np.zeros((len(idx), 1000), dtype=np.float16) if save_logits else None
         if n_ok:
-            logits = runner(batch.images)
             top5[:n_ok] = logits.topk(TOPK, dim=1).indices.numpy()
             if save_logits:
                 logits_np[:n_ok] = logits.numpy()
@@ -225,12 +236,22 @@ def evaluate_source(lm: LoadedModel, source: ImageSource, dataset: str, out_dir:
                     workers: int | None = None, max_errors: int = 0, save_logits: bool = False,
                     force: bool = False, chunk_size: int = DEFAULT_CHUNK, channels_last: bool = True,
                     manifest_check: dict | None = None, progress: bool = True,
-                    crops: torch.utils.data.Dataset | None = None) -> dict:
+                    crops: torch.utils.data.Dataset | None = None, compile: bool = False,
+                    gpu_decode: bool = False, shard: tuple[int, int] = (0, 1), barrier=None) -> dict:
     """Evaluate one model on one dataset; write ``<model>.parquet`` and
     ``<model>.json`` under ``out_dir/<dataset>/`` and return the sidecar dict.
     A finished result is returned as is unless ``force``. ``crops`` replaces
     the decoding :class:`CropDataset` (e.g. a :class:`~evaluators.cache.CachedCrops`
-    for ``lm.preprocess``'s crop key)."""
+    for ``lm.preprocess``'s crop key). On CUDA, or with ``compile``, the
+    :class:`~evaluators.gpu.PipelinedRunner` runs the model (one batch in
+    flight, OOM back-off, ``torch.compile``); ``gpu_decode`` decodes JPEGs on
+    the GPU (:class:`~evaluators.gpu.EncodedFiles`).
+
+    ``shard=(rank, world)`` with a ``barrier`` callable (torchrun, see
+    :mod:`evaluators.distributed`): each rank scores a contiguous block of
+    chunks (:func:`shard_chunks`) into the shared work folder; after the
+    barrier rank 0 assembles the outputs in sample order and the other ranks
+    return their own counts without writing."""
     from tqdm import tqdm
 
     t_start = time.perf_counter()
@@ -245,12 +266,31 @@ def evaluate_source(lm: LoadedModel, source: ImageSource, dataset: str, out_dir:
     dev = resolve_device(device)
     workers = default_workers() if workers is None else workers
     key = run_key(lm, source, dataset, device=dev, precision=precision, batch_size=batch_size,
-                  chunk_size=chunk_size, save_logits=save_logits, channels_last=channels_last)
+                  chunk_size=chunk_size, save_logits=save_logits, channels_last=channels_last,
+                  compile=compile, gpu_decode=gpu_decode)
+    rank, world = shard
+    if world > 1 and rank:
+        barrier()  # rank 0 has set up the work folder
     store = ChunkStore(parquet_path.parent / f".{lm.name}.work", key)
+    if world > 1 and not rank:
+        barrier()
     chunks = chunk_ranges(len(source), chunk_size)
     done = store.done()
-    pending = [c for i, c in enumerate(chunks) if i not in done]
-    runner = ModelRunner(lm.module, lm.preprocess, dev, precision, channels_last)
+    mine = shard_chunks(len(chunks), rank, world)
+    pending = [c for i, c in enumerate(chunks) if i not in done and i in mine]
+    if gpu_decode and dev.type != "cuda":
+        raise InputError("--gpu-decode needs a CUDA device")
+    warmup_s = 0.0
+    if dev.type == "cuda" or compile:
+        from evaluators.gpu import EncodedFiles, PipelinedRunner
+
+        runner = PipelinedRunner(lm.module, lm.preprocess, dev, precision, channels_last, compile=compile,
+                                 batch_size=batch_size)
+        warmup_s = runner.warmup(batch_size) if pending else 0.0
+        if gpu_decode and crops is None:
+            crops = EncodedFiles(source, lm.preprocess)
+    else:
+        runner = ModelRunner(lm.module, lm.preprocess, dev, precision, channels_last)
     n_prev_errors = store.n_errors()
     n_new = sum(len(c) for c in pending)
     bar = tqdm(total=len(source), initial=len(source) - n_new, unit="img", file=sys.stderr,
@@ -263,8 +303,15 @@ def evaluate_source(lm: LoadedModel, source: ImageSource, dataset: str, out_dir:
     finally:
         bar.close()
     eval_s = time.perf_counter() - t_eval
+    if world > 1:
+        barrier()  # every rank's chunks are written
+        if rank:
+            return {"model": lm.name, "dataset": dataset, "rank": rank, "world_size": world,
+                    "images_this_run": n_new, "eval_time_s": eval_s}
     table = assemble(source.samples, store.read(list(range(len(chunks)))))
     summary = summarize(table, source.samples, source.describe)
+    if summary["n_errors"] > max_errors:
+        raise InputError(_error_message([(e["location"], e["reason"]) for e in summary["errors"]], max_errors))
     if not save_logits and "logits" in table.column_names:
         table = table.drop_columns(["logits"])
     write_arrow(parquet_path, table)
@@ -279,7 +326,9 @@ def evaluate_source(lm: LoadedModel, source: ImageSource, dataset: str, out_dir:
         "device": device_description(dev), "precision": precision, "channels_last": channels_last,
         "batch_size": batch_size, "workers": workers, "chunk_size": chunk_size, "save_logits": save_logits,
         "images_from": getattr(crops, "description", "decoded from the image files"),
-        "resumed_chunks": len(done), "images_this_run": n_new,
+        "compile": compile, "warmup_s": warmup_s, "compile_s": getattr(runner, "compile_s_", None),
+        "oom_retries": getattr(runner, "oom_retries_", 0), "max_batch_after_oom": getattr(runner, "max_batch_", None),
+        "resumed_chunks": len(done), "images_this_run": n_new, "world_size": world,
         "eval_time_s": eval_s, "wall_time_s": time.perf_counter() - t_start,
         "images_per_s": n_new / eval_s if eval_s > 0 and n_new else None,
         "versions": versions(), "run_key": key,
