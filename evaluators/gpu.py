@@ -1,0 +1,228 @@
+"""The fast model runner: pipelined device execution, out-of-memory back-off,
+optional ``torch.compile`` and optional batched JPEG decoding on the GPU.
+
+:class:`PipelinedRunner` extends :class:`~evaluators.engine.ModelRunner`:
+
+* ``map(batches)`` keeps one batch in flight on a CUDA device: batch ``k+1``
+  is copied (pinned memory, ``non_blocking``), normalized and launched before
+  the logits of batch ``k`` are read back, so the host never waits for the
+  GPU between batches. Per-image outputs are those of the plain runner.
+* Out of memory: the batch is split in halves (recursively) and the smaller
+  size is kept for the following batches; ``max_batch_`` and ``oom_retries_``
+  record it.
+* ``compile=True`` wraps the module in ``torch.compile`` (static shapes; a
+  short last batch is padded with zeros whose outputs are dropped, so it does
+  not recompile); :meth:`warmup` runs it once on a full batch and returns the
+  seconds spent, which the engine reports apart from the evaluation time.
+* :class:`EncodedFiles` + GPU decoding: data-loader workers only read file
+  bytes; RGB JPEGs are decoded in batches by ``torchvision.io.decode_jpeg(device=
+  "cuda")`` and resized/cropped on the GPU; anything else (PNG, CMYK or
+  grayscale JPEG, corrupt files) goes through the CPU decoder in the worker,
+  so bad input is reported exactly as on the CPU path.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import torch
+
+from evaluators.datasets.base import ImageSource
+from evaluators.decode import DecodeError, load_crop
+from evaluators.engine import Batch, ModelRunner, PRECISIONS
+from evaluators.preprocess import PreprocessCfg
+
+log = logging.getLogger(__name__)
+
+JPEG_MAGIC = b"\xff\xd8"
+
+
+@dataclass
+class EncodedBatch:
+    """A batch whose RGB JPEGs are still encoded: ``indices`` int64 (B,) of
+    the readable images, ``encoded[k]`` the file bytes (uint8 1-D) of image
+    ``indices[k]`` or None where ``decoded[k]`` already holds its uint8 crop
+    (decoded on the CPU); ``errors`` [(index, reason)]."""
+
+    indices: torch.Tensor
+    encoded: list[torch.Tensor | None]
+    decoded: list[torch.Tensor | None]
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+    def pin_memory(self) -> "EncodedBatch":
+        return self
+
+
+class EncodedFiles(torch.utils.data.Dataset):
+    """Items ``(index, bytes tensor | None, cpu crop | None, error | None)``:
+    RGB JPEG bytes are passed on for GPU decoding, other files are decoded
+    here with the CPU decoder (same results and error reasons as
+    :class:`~evaluators.engine.CropDataset`)."""
+
+    description = "JPEGs decoded on the GPU (nvJPEG), other files on the CPU"
+
+    def __init__(self, source: ImageSource, cfg: PreprocessCfg):
+        self.source = source
+        self.cfg = cfg
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int):
+        import io
+
+        from PIL import Image
+
+        try:
+            data = self.source.read_bytes(index)
+        except OSError as exc:
+            return index, None, None, f"unreadable: {exc.strerror or exc}"
+        if data[:2] == JPEG_MAGIC:
+            try:
+                if Image.open(io.BytesIO(data)).mode == "RGB":
+                    return index, torch.frombuffer(bytearray(data), dtype=torch.uint8), None, None
+            except Exception:  # noqa: BLE001 - the CPU decoder below gives the reason
+                pass
+        try:
+            return index, None, load_crop(data, self.cfg), None
+        except DecodeError as exc:
+            return index, None, None, str(exc)
+
+    @staticmethod
+    def collate_fn(items) -> EncodedBatch:
+        good = [it for it in items if it[3] is None]
+        return EncodedBatch(torch.tensor([it[0] for it in good], dtype=torch.int64),
+                            [it[1] for it in good], [it[2] for it in good],
+                            [(it[0], it[3]) for it in items if it[3] is not None])
+
+
+def gpu_crops(encoded: list[torch.Tensor], cfg: PreprocessCfg, device: torch.device) -> list[torch.Tensor]:
+    """Decode JPEG bytes on ``device`` and apply ``cfg``'s resize and centre
+    crop there: uint8 (3, crop, crop) per image."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional as F
+
+    images = decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device)
+    mode = InterpolationMode(cfg.interpolation)
+    return [F.center_crop(F.resize(im, [cfg.resize_size], interpolation=mode, antialias=cfg.antialias),
+                          [cfg.crop_size, cfg.crop_size]) for im in images]
+
+
+class PipelinedRunner(ModelRunner):
+    """:class:`ModelRunner` with one batch in flight on CUDA, OOM back-off,
+    optional ``torch.compile`` and GPU decoding of :class:`EncodedBatch`.
+
+    Attributes
+    ----------
+    max_batch_ : int or None
+        Largest sub-batch run since the last out-of-memory error (None: no limit met).
+    oom_retries_ : int
+        Out-of-memory errors recovered from.
+    compile_s_ : float or None
+        Seconds of the first (compiling) call in :meth:`warmup`.
+    """
+
+    def __init__(self, module: torch.nn.Module, cfg: PreprocessCfg, device: torch.device,
+                 precision: str = "fp32", channels_last: bool = True, *, compile: bool = False,
+                 batch_size: int | None = None):
+        super().__init__(module, cfg, device, precision, channels_last)
+        self.cfg, self.compiled, self.batch_size = cfg, compile, batch_size
+        if compile:
+            self.module = torch.compile(self.module, dynamic=False)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        self.max_batch_: int | None = None
+        self.oom_retries_ = 0
+        self.compile_s_: float | None = None
+
+    # -- forward ---------------------------------------------------------------------------
+    def _forward(self, images: torch.Tensor) -> torch.Tensor:
+        """float32 logits on the device for uint8 images (host or device)."""
+        n = len(images)
+        if self.compiled and self.batch_size and n < self.batch_size:
+            pad = images.new_zeros((self.batch_size - n, *images.shape[1:]))
+            images = torch.cat([images, pad.to(images.device)])
+        x = self.normalize(images)
+        if self.precision == "fp32":
+            out = self.module(x)
+        else:
+            with torch.autocast(self.device.type, dtype=PRECISIONS[self.precision]):
+                out = self.module(x)
+        return out[:n].float()
+
+    def _forward_backing_off(self, images: torch.Tensor) -> torch.Tensor:
+        step = self.max_batch_ or len(images)
+        while True:
+            try:
+                return torch.cat([self._forward(images[s:s + step]) for s in range(0, len(images), step)])
+            except torch.OutOfMemoryError:
+                if step == 1:
+                    raise
+                torch.cuda.empty_cache()
+                step = self.max_batch_ = max(1, step // 2)
+                self.oom_retries_ += 1
+                log.warning("out of GPU memory: retrying with batches of %d", step)
+
+    def _images(self, batch) -> torch.Tensor:
+        """uint8 (B, 3, H, W) of a Batch or EncodedBatch (decoded on the device)."""
+        if not isinstance(batch, EncodedBatch):
+            return batch.images
+        jpegs = [e for e in batch.encoded if e is not None]
+        gpu = iter(gpu_crops(jpegs, self.cfg, self.device) if jpegs else [])
+        return torch.stack([next(gpu) if e is not None else d.to(self.device, non_blocking=True)
+                            for e, d in zip(batch.encoded, batch.decoded)])
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self._forward_backing_off(images).cpu()
+
+    def _launch(self, batch):
+        """Start ``batch`` on the device; returns (logits host buffer, event) or None."""
+        if len(batch.indices) == 0:
+            return None
+        with torch.inference_mode():
+            logits = self._forward_backing_off(self._images(batch))
+            if self.device.type != "cuda":
+                return logits, None
+            host = torch.empty(logits.shape, dtype=logits.dtype, pin_memory=True)
+            host.copy_(logits, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record()
+            return host, done
+
+    def map(self, batches: Iterable[Batch | EncodedBatch]) -> Iterator[tuple[Batch, torch.Tensor | None]]:
+        """(batch, float32 CPU logits or None when the batch has no readable
+        image) for each batch, in order, with one batch in flight."""
+        prev = None
+        for batch in batches:
+            launched = (batch, self._launch(batch))
+            if prev is not None:
+                yield _finish(*prev)
+            prev = launched
+        if prev is not None:
+            yield _finish(*prev)
+
+    def warmup(self, batch_size: int) -> float:
+        """Run one full random batch (compiles a compiled module, picks cuDNN
+        algorithms); returns the seconds it took."""
+        s = self.cfg.crop_size
+        x = torch.randint(0, 256, (batch_size, 3, s, s), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            self._forward_backing_off(x)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+        self.compile_s_ = time.perf_counter() - t0 if self.compiled else None
+        return time.perf_counter() - t0
+
+
+def _finish(batch, launched):
+    if launched is None:
+        return batch, None
+    host, done = launched
+    if done is not None:
+        done.synchronize()
+    return batch, host
