@@ -155,7 +155,11 @@ def _figure_html(f: ReportFigure) -> str:
     sim = "<p class=\"sim\">Simulated data: see the note in red on the figure.</p>" if d.get("simulated") else ""
     table = ""
     if d.get("table"):
-        table = "<h3>Table</h3>" + table_html(pd.DataFrame(d["table"]))
+        frame = pd.DataFrame(d["table"])
+        table = table_html(frame)
+        if len(frame) > COLLAPSE_ROWS:
+            table = f"<details><summary>Show the table ({len(frame)} rows)</summary>{table}</details>"
+        table = "<h3>Table</h3>" + table
     numbers = json.dumps(_jsonable(d.get("numbers", {})), indent=1, allow_nan=False)
     files = ", ".join(f"<code>{_e(r['path'])}</code>" for r in d.get("inputs", []))
     return (f"<h2 id=\"fig-{_e(f.name)}\">{_e(d.get('title', f.name))}</h2>{sim}"

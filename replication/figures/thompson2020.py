@@ -88,13 +88,17 @@ def draw_compute(reference_dir: Path, *, n_bootstrap: int = 1000, seed: int = 0)
     e0 = float(res.predict([x0])["error_pct"].iloc[0])
     ax.plot(10 ** np.r_[x0, theory], np.r_[e0, TARGETS], color="#009E73", ls=":", lw=1.6,
             label="theory bound: compute ∝ improvement^4")
+    nyc_name, nyc_lbs = conv.references[0]
+    lines_text = ["compute to reach each target (fit; 95% prediction interval):"]
     for r in proj.itertuples(index=False):
         ax.axhline(r.target_error_pct, color="#999999", lw=0.7, ls="-")
         ax.plot([10 ** r.log10_compute], [r.target_error_pct], marker="D", color="#D55E00", ms=5, zorder=4)
-        ax.annotate(f"{r.target_error_pct:g}%: 10^{r.log10_compute:.1f} FLOP, ${r.usd:.1e}",
-                    (10 ** r.log10_compute, r.target_error_pct), xytext=(6, 3), textcoords="offset points",
-                    fontsize=7.5, color="#D55E00")
-    nyc_name, nyc_lbs = conv.references[0]
+        ax.annotate(f"{r.target_error_pct:g}%", (10 ** r.log10_compute, r.target_error_pct), xytext=(6, 3),
+                    textcoords="offset points", fontsize=8, color="#D55E00")
+        lines_text.append(f"{r.target_error_pct:g}%: 10^{r.log10_compute:.1f} FLOP [10^{r.pi_lower:.1f}, 10^{r.pi_upper:.1f}], "
+                          f"${r.usd:.2g}, {r.co2_lbs:.2g} lb CO2e = {r.co2_lbs / nyc_lbs:.2g} NYC-months")
+    ax.text(0.98, 0.97, "\n".join(lines_text), transform=ax.transAxes, ha="right", va="top", fontsize=7.5,
+            color="#D55E00", bbox={"facecolor": "white", "edgecolor": "#DDDDDD", "alpha": 0.9})
     nyc_flop = nyc_lbs * conv.flop_per_lb_co2e / conv.flop_per_unit
     ax.axvline(nyc_flop, color="#CC79A7", lw=1.2, ls="-.", label=f"CO2 of {nyc_name} ({nyc_lbs:.3g} lb)")
     ax.set_xlim(10 ** x_lo, 10 ** x_hi)
