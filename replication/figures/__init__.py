@@ -1,20 +1,29 @@
 """Paper figures, regenerated from a folder laid out like ../shared/reference.
 
 Expected layout of the reference folder (only the files a figure reads are
-needed for that figure; each folder may hold a PROVENANCE.md whose ``Source``
-line is copied into the figure's JSON and the report)::
+needed for that figure; a PROVENANCE.md in a folder, or else the line of the
+folder's README.md that names the file, is copied into each figure's JSON and
+the report with the file's size and sha256)::
 
     REFERENCE/
-      imagenetv2/recht2019_correct_top1.parquet     per-image top-1 correctness, 67 models,
-                                                    imagenet-val + 3 ImageNet-v2 sets
+      imagenetv2/recht2019_correct_top1.parquet      recht2019_v2_vs_v1, real_votes
+          per-image top-1 correctness of 67 models on imagenet-val and the 3 ImageNet-v2 sets
       real-reassessed-imagenet/real_votes_annotations.csv
-                                                    ImageNet-ReaL votes (k of 5 raters) per val image
-      imagenet-testbed/robustness_top1s.csv         Taori et al. testbed top-1 (%) per model and setting
-      imagenet-testbed/model_types.csv              testbed model categories
-      thompson/models_manual.csv                    landmark models: year, top-1, training FLOP
-      timm/results-imagenet.csv                     timm top-1 on val (1,556 configurations)
-      timm/results-imagenetv2-matched-frequency.csv timm top-1 on ImageNet-v2 MatchedFrequency
-      timm/benchmark-infer-*.csv                    timm inference benchmarks (infer_gmacs)
+                                                     real_votes, engstrom2020_histograms
+          ImageNet-ReaL votes: dataset,image_id,class_id,n_annotators(=5),n_selected
+      imagenet-testbed/robustness_top1s.csv          taori2020_effective_robustness
+      imagenet-testbed/model_types.csv               (model categories for the same figure)
+      thompson/models_manual.csv                     thompson2020_compute, thompson2020_year
+          model, year, top1_err_pct, train_compute_flop, eval_protocol
+      timm/results-imagenet.csv                      timm_scaling (required)
+      timm/results-imagenetv2-matched-frequency.csv  timm_scaling (required)
+      timm/results-{imagenet-real,imagenet-a,imagenet-r,sketch}.csv   joined when present
+      timm/benchmark-infer-*.csv                     timm_scaling: infer_gmacs per image
+
+The engstrom2020_* figures (except the ReaL column of the histograms) draw a
+simulated study, because ImageNet-v2 selection frequencies were never
+published; they say so in red on the figure and ``"simulated": true`` in
+the JSON.
 
 Each figure is a function ``draw(reference_dir, **options) -> (Figure, data)``
 registered in :data:`FIGURES`; :func:`generate` / :func:`generate_all` write

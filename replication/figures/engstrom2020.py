@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from replication.deconvolution import Deconvolution
+from replication.estimators import METHODS
 from replication.estimators.jackknife import _mean_inverse_n, thin
 from replication.estimators.naive import plug_in
 from replication.estimators.results import BiasResults, SelectionBiasEstimator
@@ -50,8 +51,6 @@ def simulated_study(seed: int = 0) -> SimulatedStudy:
 
 def available_methods() -> tuple[str, ...]:
     """The methods of :data:`METHOD_ORDER` that are registered."""
-    from replication.estimators import METHODS
-
     return tuple(m for m in METHOD_ORDER if m in METHODS)
 
 
@@ -359,11 +358,9 @@ def jackknife_figure(data: StudyData, *, true_mean_adjusted: float | None = None
     """The plug-in estimate (mean over models, %) against mean 1/(n - d) as
     d annotators are dropped, the delete-1 jackknife line to 1/n = 0, the
     raw replication accuracy and (when known) the truth."""
-    from replication.estimators import METHODS as REGISTRY
-
     res = plug_in_by_annotators(data)
     table = data.levels()
-    jack = REGISTRY["jackknife"](table)
+    jack = METHODS["jackknife"](table)
     mean_plug = 100 * res["plug_in"].mean(axis=1)
     x = res["mean_inverse_n"]
     jack_mean = 100 * float(np.mean(jack.accuracy))

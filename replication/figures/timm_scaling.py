@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
 from replication.figures._axes import accuracy_scale
 from replication.figures._base import new_figure, register_figure
@@ -91,8 +92,6 @@ def draw_timm(reference_dir: Path, *, n_bootstrap: int = 1000, seed: int = 0):
     axc.set_xlabel("inference compute (GMACs per image, log scale)")
     axc.set_ylabel("ImageNet val top-1 error (%, log scale)")
     axc.set_title("Error against compute per image")
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
-
     axc.yaxis.set_major_locator(FixedLocator([5, 10, 20, 30, 50, 70]))
     axc.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axc.yaxis.set_minor_formatter(NullFormatter())
