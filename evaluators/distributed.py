@@ -1,0 +1,206 @@
+"""Running a model x dataset grid: locally, as Ray tasks, or one model across
+``torchrun`` processes.
+
+The grid is grouped by preprocessing crop key (:func:`plan_grid`): the models
+of one group share one :class:`~evaluators.cache.CropCache` per dataset, so
+each image is decoded once per group. A *unit* of work is (dataset, models
+of one group); with ``cache="none"`` every (dataset, model) is its own unit.
+
+* ``backend="local"``: the units run one after another in this process.
+* ``backend="ray"``: each unit is a Ray task (``num_gpus=1`` when the cluster
+  has GPUs), on a local cluster or the one at ``address``. With a disk cache,
+  one task per (dataset, group) fills the cache and one task per (dataset,
+  model) then reads it, so a group's models run in parallel. The tasks call
+  the same :func:`~evaluators.engine.evaluate_source` with the same options,
+  so the files they write are those of the local backend.
+* ``torchrun``: :func:`torchrun_shard` reads ``RANK``/``WORLD_SIZE``, joins
+  the process group (NCCL on GPUs, gloo on CPUs) and returns the
+  ``(rank, world)`` shard and a barrier for ``evaluate_source``: each
+  process scores a contiguous block of chunks, rank 0 writes the outputs in
+  sample order. No padding sampler: every image is scored exactly once.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from evaluators.cache import CACHE_MODES, CropCache, group_by_crop_key
+from replication.errors import InputError
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How to open one dataset copy (see :func:`evaluators.datasets.open_dataset`)
+    and the manifest check already made of it."""
+
+    dataset: str
+    root: str
+    layout: str = "auto"
+    labels: str | None = None
+    split: str | None = None
+    manifest_check: dict | None = None
+
+    def open(self):
+        from evaluators.datasets import open_dataset
+
+        return open_dataset(self.dataset, self.root, layout=self.layout, labels=self.labels, split=self.split)
+
+
+@dataclass(frozen=True)
+class GridOptions:
+    """Options shared by every (model, dataset) of a grid: model loading
+    (``weights``, ``download``, preprocessing ``overrides``), the decode
+    cache (``cache`` none|memory|disk, ``cache_dir``) and the keyword
+    arguments of :func:`~evaluators.engine.evaluate_source` (``engine``)."""
+
+    out: str
+    weights: str | None = None
+    download: bool = False
+    overrides: dict = field(default_factory=dict)
+    cache: str = "none"
+    cache_dir: str | None = None
+    engine: dict = field(default_factory=dict)
+
+
+def _load(model_id: str, opts: GridOptions, weights: str | None = None):
+    from evaluators.registry import create_model
+
+    return create_model(model_id, weights=opts.weights if weights is None else weights, download=opts.download,
+                        preprocess=opts.overrides)
+
+
+def plan_grid(model_ids: list[str], opts: GridOptions) -> dict[str, list[str]]:
+    """``{crop key: [model ids]}``. Preprocessing is read from the model's
+    config; architectures are built without loading weights."""
+    from evaluators.registry import RANDOM
+
+    cfgs = {}
+    for m in model_ids:
+        lm = _load(m, opts, weights=RANDOM if opts.weights is None else opts.weights)
+        cfgs[m] = lm.preprocess
+        del lm
+    return group_by_crop_key(cfgs)
+
+
+def _done(model_name: str, spec: DatasetSpec, opts: GridOptions) -> bool:
+    from evaluators.outputs import result_paths
+
+    paths = result_paths(opts.out, spec.dataset, model_name)
+    return all(p.exists() for p in paths) and not opts.engine.get("force")
+
+
+def fill_cache(spec: DatasetSpec, model_id: str, opts: GridOptions) -> str:
+    """Fill the disk cache of ``spec`` for ``model_id``'s crop key; returns its key."""
+    from evaluators.registry import RANDOM
+
+    cfg = _load(model_id, opts, weights=RANDOM if opts.weights is None else opts.weights).preprocess
+    cache = CropCache(spec.open(), cfg, dataset=spec.dataset, cache_dir=opts.cache_dir)
+    cache.fill(workers=opts.engine.get("workers"), progress=opts.engine.get("progress", True))
+    return cache.key
+
+
+def evaluate_unit(spec: DatasetSpec, model_ids: list[str], opts: GridOptions, *_after) -> list[dict]:
+    """Evaluate ``model_ids`` (one crop-key group) on one dataset, decoding
+    each image once when ``opts.cache`` is memory or disk. ``_after``: Ray
+    object refs this task waits for (a cache fill)."""
+    from evaluators.engine import evaluate_source
+
+    source = spec.open()
+    cache = None
+    results = []
+    for model_id in model_ids:
+        t0 = time.perf_counter()
+        lm = _load(model_id, opts)
+        load_s = time.perf_counter() - t0
+        crops = None
+        if opts.cache != "none" and not _done(lm.name, spec, opts):
+            if cache is None:
+                cache = CropCache(source, lm.preprocess, dataset=spec.dataset,
+                                  cache_dir=opts.cache_dir if opts.cache == "disk" else None)
+                cache.fill(workers=opts.engine.get("workers"), progress=opts.engine.get("progress", True))
+            crops = cache.crops()
+        res = evaluate_source(lm, source, spec.dataset, opts.out, manifest_check=spec.manifest_check, crops=crops,
+                              **opts.engine)
+        results.append({**res, "model_load_s": load_s,
+                         "decode_s": getattr(cache, "decode_s_", None) if crops is not None else None})
+        del lm
+    return results
+
+
+def grid_units(datasets: list[DatasetSpec], model_ids: list[str], opts: GridOptions) -> list[tuple[DatasetSpec, list[str]]]:
+    """The units of work, grouped by crop key when a cache is used."""
+    if opts.cache not in CACHE_MODES:
+        raise InputError(f"--cache {opts.cache!r}: choose {', '.join(CACHE_MODES)}")
+    if opts.cache == "disk" and not opts.cache_dir:
+        raise InputError("--cache disk needs --cache-dir DIR")
+    if opts.cache == "none":
+        return [(ds, [m]) for ds in datasets for m in model_ids]
+    groups = plan_grid(model_ids, opts)
+    return [(ds, ids) for ds in datasets for ids in groups.values()]
+
+
+def run_grid(datasets: list[DatasetSpec], model_ids: list[str], opts: GridOptions, *, backend: str = "local",
+             address: str | None = None) -> list[dict]:
+    """Evaluate every model on every dataset; returns the sidecar dicts
+    (plus ``model_load_s``, ``decode_s``) in (dataset, group) order."""
+    if backend not in BACKENDS:
+        raise InputError(f"--backend {backend!r}: choose {', '.join(BACKENDS)}")
+    units = grid_units(datasets, model_ids, opts)
+    if backend == "local":
+        return [r for ds, ids in units for r in evaluate_unit(ds, ids, opts)]
+    return _run_ray(units, opts, address)
+
+
+def _run_ray(units, opts: GridOptions, address: str | None) -> list[dict]:
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--backend ray needs Ray: pip install 'replication-bias[ray]'") from None
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(
+                     filter(None, [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")]))}})
+    try:
+        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        task = ray.remote(num_gpus=gpus, max_retries=0)(evaluate_unit)
+        opts_r = GridOptions(**{**asdict(opts), "engine": {**opts.engine, "progress": False}})
+        refs = []
+        for ds, ids in units:
+            if opts.cache == "disk" and len(ids) > 1:
+                filled = ray.remote(num_cpus=1, max_retries=0)(fill_cache).remote(ds, ids[0], opts_r)
+                refs += [task.remote(ds, [m], opts_r, filled) for m in ids]
+            else:
+                refs.append(task.remote(ds, ids, opts_r))
+        return [r for part in ray.get(refs) for r in part]
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def torchrun_shard(device: str = "auto") -> tuple[tuple[int, int], object, str]:
+    """``((rank, world), barrier, device)`` for this process. Under torchrun
+    (``WORLD_SIZE`` > 1) joins the default process group: NCCL with one GPU
+    per local rank when CUDA is available and ``device`` allows it, else gloo
+    on the CPU. Outside torchrun: ``((0, 1), None, device)``."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return (0, 1), None, device
+    import torch
+    import torch.distributed as dist
+
+    use_cuda = device != "cpu" and torch.cuda.is_available()
+    if use_cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return (dist.get_rank(), dist.get_world_size()), dist.barrier, device
