@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 
 from replication.errors import InputError
 
@@ -41,6 +40,16 @@ def add_parser(sub) -> None:
     p.add_argument("--save-logits", action="store_true", help="add float16 logits to the per-image parquet")
     p.add_argument("--weights", default=None, help="weights file for a single --model (or 'random')")
     p.add_argument("--download", action="store_true", help="download missing published weights")
+    s = p.add_argument_group("speed and scale")
+    s.add_argument("--cache", default="none", choices=("none", "memory", "disk"),
+                   help="decode each image once per crop size/resize/interpolation and share it between models "
+                        "(memory, or disk under --cache-dir; default none)")
+    s.add_argument("--cache-dir", default=None, help="folder of the disk decode cache (resumable, reusable)")
+    s.add_argument("--compile", action="store_true", help="torch.compile the model (compile time reported apart)")
+    s.add_argument("--gpu-decode", action="store_true", help="decode JPEGs on the GPU (nvJPEG); needs CUDA")
+    s.add_argument("--backend", default="local", choices=("local", "ray"),
+                   help="run the model x dataset grid here (local) or as Ray tasks, one GPU each where GPUs exist")
+    s.add_argument("--address", default=None, help="Ray cluster address (default: start a local one)")
     g = p.add_argument_group("preprocessing overrides (argument > model > default)")
     g.add_argument("--crop-size", type=int)
     g.add_argument("--resize-size", type=int)
@@ -65,14 +74,13 @@ def pair_with_datasets(values: list[str], datasets: list[str], flag: str) -> dic
 
 def run(args) -> int:
     from evaluators.datasets import open_dataset
-    from evaluators.engine import evaluate_source
+    from evaluators.distributed import DatasetSpec, GridOptions, run_grid, torchrun_shard
     from evaluators.manifests import check_dataset
-    from evaluators.registry import create_model
 
     if len(set(args.dataset)) != len(args.dataset):
         raise InputError("--dataset: each dataset once")
-    if args.weights and len(args.model) > 1:
-        raise InputError("--weights applies to a single --model")
+    if args.weights not in (None, "random") and len(args.model) > 1:
+        raise InputError("--weights FILE applies to a single --model (only --weights random applies to several)")
     if args.max_errors < 0:
         raise InputError("--max-errors must be >= 0")
     roots = pair_with_datasets(args.root, args.dataset, "--root")
@@ -93,21 +101,29 @@ def run(args) -> int:
             log.warning("%s (scoring anyway: --allow-partial)", check.summary())
         sources[ds], checks[ds] = src, check
     overrides = {"crop_size": args.crop_size, "resize_size": args.resize_size, "interpolation": args.interpolation}
-    for model_id in args.model:
-        t0 = time.perf_counter()
-        lm = create_model(model_id, weights=args.weights, download=args.download, preprocess=overrides)
-        load_s = time.perf_counter() - t0
-        for ds in args.dataset:
-            res = evaluate_source(lm, sources[ds], ds, args.out, device=args.device, precision=args.precision,
-                                  batch_size=args.batch_size, workers=args.workers, max_errors=args.max_errors,
-                                  save_logits=args.save_logits, force=args.force, chunk_size=args.chunk_size,
-                                  channels_last=args.channels_last, manifest_check=checks[ds].to_dict())
-            if res.get("skipped"):
-                print(f"{lm.name} on {ds}: already done (top1 {res['top1']:.4f}); --force to redo")
-                continue
-            top1 = "n/a" if res["top1"] is None else f"{res['top1']:.4f}"
-            top5 = "n/a" if res["top5"] is None else f"{res['top5']:.4f}"
-            print(f"{lm.name} on {ds}: top1 {top1} top5 {top5} over {res['n_scored']} of {res['n_images']} images "
-                  f"({res['n_errors']} errors), {res['images_per_s'] or 0:.1f} img/s, model load {load_s:.1f}s")
+    shard, barrier, device = torchrun_shard(args.device)
+    if shard[1] > 1 and (args.backend != "local" or args.cache != "none"):
+        raise InputError("under torchrun use the local backend without --cache (each process scores a shard)")
+    specs = [DatasetSpec(ds, roots[ds], layouts.get(ds, "auto"), labels.get(ds), args.split, checks[ds].to_dict())
+             for ds in args.dataset]
+    opts = GridOptions(out=args.out, weights=args.weights, download=args.download,
+                       overrides={k: v for k, v in overrides.items() if v is not None}, cache=args.cache,
+                       cache_dir=args.cache_dir,
+                       engine=dict(device=device, precision=args.precision, batch_size=args.batch_size,
+                                   workers=args.workers, max_errors=args.max_errors, save_logits=args.save_logits,
+                                   force=args.force, chunk_size=args.chunk_size, channels_last=args.channels_last,
+                                   compile=args.compile, gpu_decode=args.gpu_decode,
+                                   **({"shard": shard, "barrier": barrier} if shard[1] > 1 else {})))
+    for res in run_grid(specs, args.model, opts, backend=args.backend, address=args.address):
+        name, ds = res["model"], res["dataset"]
+        if res.get("skipped"):
+            print(f"{name} on {ds}: already done (top1 {res['top1']:.4f}); --force to redo")
+            continue
+        if res.get("rank"):
+            continue  # rank 0 reports the assembled result
+        top1 = "n/a" if res["top1"] is None else f"{res['top1']:.4f}"
+        top5 = "n/a" if res["top5"] is None else f"{res['top5']:.4f}"
+        print(f"{name} on {ds}: top1 {top1} top5 {top5} over {res['n_scored']} of {res['n_images']} images "
+              f"({res['n_errors']} errors), {res['images_per_s'] or 0:.1f} img/s, model load {res['model_load_s']:.1f}s")
     sys.stdout.flush()
     return 0
