@@ -86,6 +86,7 @@ def test_fs_curves_numbers(saved):
         assert float(np.dot(f, nums["g_ref"])) == pytest.approx(r["adjusted_accuracy"], abs=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore::replication.sampling.ShortSampleWarning")   # a small pool leaves a class short
 def test_figures_from_any_study(tmp_path):
     """The study-level functions work on a small simulated study with varying annotator counts."""
     cfg = SimulationConfig(n_classes=40, reference_per_class=20, candidates_per_class=60, replication_per_class=10,

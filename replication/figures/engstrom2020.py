@@ -73,7 +73,7 @@ def true_curves(study: SimulatedStudy, s: np.ndarray) -> pd.DataFrame:
 def fit_priors(k: np.ndarray, n: np.ndarray, *, random_state: int = 0) -> dict:
     """Beta-mixture (K by BIC) and NPMLE priors fitted to one dataset's counts."""
     return {"beta mixture": BetaMixturePrior(random_state=random_state).fit(k, n),
-            "NPMLE": NPMLEPrior(grid_size=501).fit(k, n)}
+            "NPMLE": NPMLEPrior(grid_size=501, max_iter=50_000).fit(k, n)}
 
 
 def expected_histogram(prior, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
