@@ -141,7 +141,7 @@ def inputs_html(records: list[dict]) -> str:
     for r in records:
         rows.append(f"<tr><td class=\"l\"><code>{_e(r['path'])}</code></td><td>{r['bytes']:,}</td>"
                     f"<td class=\"l\"><code>{_e(r['sha256'])}</code></td></tr>")
-        lines = [f"source: {r['source']}" if r.get("source") else "", f"note: {r['provenance']}" if r.get("provenance") else ""]
+        lines = [r.get("source") or "", f"note: {r['provenance']}" if r.get("provenance") else ""]
         text = "<br>".join(_e(t) for t in lines if t) or "(no PROVENANCE.md line)"
         rows.append(f"<tr><td class=\"l prov\" colspan=\"3\">{text}</td></tr>")
     return ("<table class=\"inputs\"><colgroup><col style=\"width:34%\"><col style=\"width:9%\"><col></colgroup>"
