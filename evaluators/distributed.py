@@ -27,7 +27,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from evaluators.cache import CACHE_MODES, CropCache, group_by_crop_key
+from evaluators.cache import CACHE_CHUNK, CACHE_MODES, CropCache, group_by_crop_key
 from replication.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,8 @@ def fill_cache(spec: DatasetSpec, model_id: str, opts: GridOptions) -> str:
     from evaluators.registry import RANDOM
 
     cfg = _load(model_id, opts, weights=RANDOM if opts.weights is None else opts.weights).preprocess
-    cache = CropCache(spec.open(), cfg, dataset=spec.dataset, cache_dir=opts.cache_dir)
+    cache = CropCache(spec.open(), cfg, dataset=spec.dataset, cache_dir=opts.cache_dir,
+                      chunk_size=opts.engine.get("chunk_size", CACHE_CHUNK))
     cache.fill(workers=opts.engine.get("workers"), progress=opts.engine.get("progress", True))
     return cache.key
 
@@ -123,7 +124,8 @@ def evaluate_unit(spec: DatasetSpec, model_ids: list[str], opts: GridOptions, *_
         if opts.cache != "none" and not _done(lm.name, spec, opts):
             if cache is None:
                 cache = CropCache(source, lm.preprocess, dataset=spec.dataset,
-                                  cache_dir=opts.cache_dir if opts.cache == "disk" else None)
+                                  cache_dir=opts.cache_dir if opts.cache == "disk" else None,
+                                  chunk_size=opts.engine.get("chunk_size", CACHE_CHUNK))
                 cache.fill(workers=opts.engine.get("workers"), progress=opts.engine.get("progress", True))
             crops = cache.crops()
         res = evaluate_source(lm, source, spec.dataset, opts.out, manifest_check=spec.manifest_check, crops=crops,
