@@ -211,12 +211,13 @@ def study_figures(study: Any, results: Any, out_dir: str | os.PathLike) -> list[
         drawn.append(("demo_fs_curves", "Accuracy against selection frequency, f(s)", fig, out))
         fig, numbers = eng.draw_adjusted_vs_raw(results, truth=study.truth)
         drawn.append(("demo_adjusted", "Adjusted and raw replication accuracy with both lines", fig,
-                      {"numbers": numbers, "caption": "Raw (grey) and jackknife-adjusted (blue, 95% bootstrap CI) "
-                                                      "replication accuracy per model with both least-squares lines; "
-                                                      "right: mean gap per method against the truth."}))
-        fig, out = eng.jackknife_figure(results.study, true_mean_adjusted=100 * float(
-            study.truth["adjusted_replication_accuracy"].mean()))
-        drawn.append(("demo_jackknife", "Jackknife: the plug-in estimate against 1/n", fig, out))
+                      {"numbers": numbers, "caption": f"Raw (grey) and {numbers['method']}-adjusted (blue, 95% "
+                                                      "bootstrap CI) replication accuracy per model with both "
+                                                      "least-squares lines; right: mean gap per method against the truth."}))
+        if results.study.levels().n.min() >= 2:      # the jackknife drops an annotator per image
+            fig, out = eng.jackknife_figure(results.study, true_mean_adjusted=100 * float(
+                study.truth["adjusted_replication_accuracy"].mean()))
+            drawn.append(("demo_jackknife", "Jackknife: the plug-in estimate against 1/n", fig, out))
     saved = []
     for name, title, fig, out in drawn:
         mark_simulated(fig, note)

@@ -258,10 +258,20 @@ def accuracy_lines(results: BiasResults, method: str) -> dict:
     return {"raw": raw, "adjusted": adj}
 
 
-def draw_adjusted_vs_raw(results: BiasResults, *, method: str = "jackknife", truth: pd.DataFrame | None = None):
-    """Left: raw and adjusted replication accuracy per model against reference
-    accuracy, both lines, y = x (and the true adjusted line when known).
-    Right: mean gap over models per method with 95% intervals."""
+def preferred_method(results: BiasResults) -> str:
+    """The adjusted accuracy to draw: jackknife (Engstrom et al.'s) when
+    fitted, else the first fitted method other than naive, else naive."""
+    if "jackknife" in results.methods:
+        return "jackknife"
+    return next((m for m in results.methods if m != "naive"), results.methods[0])
+
+
+def draw_adjusted_vs_raw(results: BiasResults, *, method: str | None = None, truth: pd.DataFrame | None = None):
+    """Left: raw and ``method``-adjusted (default :func:`preferred_method`)
+    replication accuracy per model against reference accuracy, both lines,
+    y = x (and the true adjusted line when known). Right: mean gap over
+    models per method with 95% intervals."""
+    method = preferred_method(results) if method is None else method
     fig, axes = new_figure(1, 2, width=12.0, height=5.2, gridspec_kw={"width_ratios": [1.6, 1]})
     ax, axm = axes[0]
     x = 100 * results.reference_accuracy
@@ -304,9 +314,10 @@ def draw_adjusted_vs_raw(results: BiasResults, *, method: str = "jackknife", tru
                                                   100 * (means["upper"] - means["value"])],
                  fmt="o", color=PALETTE[0], capsize=3)
     axm.set_yticks(ypos, labels)
+    axm.set_ylim(-0.6, len(means) - 0.4)
     if truth is not None:
         axm.axvline(100 * truth["gap"].mean(), color="black", ls=":", label="true mean gap")
-        axm.legend(loc="lower right")
+        axm.legend(loc="best")
         numbers["true_mean_gap"] = float(truth["gap"].mean())
     axm.axvline(0, color="#999999", lw=0.8)
     axm.set_xlabel("mean gap over models (percentage points, 95% CI)")
@@ -318,10 +329,11 @@ def draw_adjusted_vs_raw(results: BiasResults, *, method: str = "jackknife", tru
 
 @register_figure("engstrom2020_adjusted", title="Adjusted and raw replication accuracy with both lines",
                  paper="Engstrom et al. 2020", inputs=())
-def draw_engstrom_adjusted(reference_dir: Path, *, seed: int = 0, n_bootstrap: int = 100, method: str = "jackknife"):
+def draw_engstrom_adjusted(reference_dir: Path, *, seed: int = 0, n_bootstrap: int = 100, method: str | None = None):
     study = simulated_study(seed)
     results = simulated_results(seed, n_bootstrap)
     fig, numbers = draw_adjusted_vs_raw(results, method=method, truth=study.truth)
+    method = numbers["method"]
     mark_simulated(fig, SIM_NOTE)
     mg = numbers["mean_gap"]
     table = [{"estimate": k, "mean gap (points)": round(100 * v["value"], 2),
