@@ -6,10 +6,10 @@ folder's README.md that names the file, is copied into each figure's JSON and
 the report with the file's size and sha256)::
 
     REFERENCE/
-      imagenetv2/recht2019_correct_top1.parquet      recht2019_v2_vs_v1, real_votes
+      imagenetv2/recht2019_correct_top1.parquet      recht2019_v2_vs_v1, real_votes, engstrom2020_placebo
           per-image top-1 correctness of 67 models on imagenet-val and the 3 ImageNet-v2 sets
       real-reassessed-imagenet/real_votes_annotations.csv
-                                                     real_votes, engstrom2020_histograms
+                                                     real_votes, engstrom2020_histograms, engstrom2020_placebo
           ImageNet-ReaL votes: dataset,image_id,class_id,n_annotators(=5),n_selected
       imagenet-testbed/robustness_top1s.csv          taori2020_effective_robustness
       imagenet-testbed/model_types.csv               (model categories for the same figure)
@@ -20,10 +20,10 @@ the report with the file's size and sha256)::
       timm/results-{imagenet-real,imagenet-a,imagenet-r,sketch}.csv   joined when present
       timm/benchmark-infer-*.csv                     timm_scaling: infer_gmacs per image
 
-The engstrom2020_* figures (except the ReaL column of the histograms) draw a
-simulated study, because ImageNet-v2 selection frequencies were never
-published; they say so in red on the figure and ``"simulated": true`` in
-the JSON.
+The engstrom2020_* figures (except the ReaL column of the histograms and
+the placebo study, which use the real ReaL votes) draw a simulated study,
+because ImageNet-v2 selection frequencies were never published; they say so
+in red on the figure and ``"simulated": true`` in the JSON.
 
 Each figure is a function ``draw(reference_dir, **options) -> (Figure, data)``
 registered in :data:`FIGURES`; :func:`generate` / :func:`generate_all` write
