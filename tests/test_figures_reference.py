@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import time
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
+from replication.errors import InputError
+from replication.accuracy import accuracy_from_correctness
 from replication.figures import FIGURES, generate_all
 from replication.figures._data import THOMPSON, correctness
 from replication.figures._provenance import sha256_file
-from replication.figures.recht2019 import v2_lines
+from replication.figures.recht2019 import accuracy_from_table, v2_lines, v2_vs_v1_figure
 from replication.figures.taori2020 import taori_line
 from replication.figures.thompson2020 import compute_fit, landmark_models
 from replication.figures.timm_scaling import timm_fits
@@ -47,8 +50,8 @@ def test_all_reference_figures_written(figures, reference_dir):
 
 def test_recht_numbers_equal_the_fit(figures, reference_dir):
     nums = figures[0]["recht2019_v2_vs_v1"]["numbers"]
-    fits = v2_lines(correctness(reference_dir), scale=nums["scale"], n_bootstrap=nums["n_bootstrap"],
-                    random_state=nums["seed"])
+    fits = v2_lines(accuracy_from_correctness(correctness(reference_dir)), scale=nums["scale"],
+                    n_bootstrap=nums["n_bootstrap"], random_state=nums["seed"])
     for ds, r in fits.items():
         got = nums["sets"][ds]
         want = r["fit"].to_dict(residuals=False)
@@ -63,6 +66,23 @@ def test_recht_numbers_equal_the_fit(figures, reference_dir):
     lo, hi = mf["y_ci"][0][j], mf["y_ci"][1][j]
     assert lo < 63.33 < hi and hi - lo == pytest.approx(2 * 1.96 * np.sqrt(0.6333 * 0.3667 / 10_000) * 100, rel=0.05)
     assert 11 < mf["gap_mean"] < 14
+
+
+def test_recht_from_an_accuracy_table_matches_the_correctness_path(reference_dir):
+    """The figure drawn from a contract accuracy table (percent) has the same
+    points and intervals as from the per-image matrix."""
+    acc = accuracy_from_correctness(correctness(reference_dir))
+    table = acc.table[["model", "imagenet-val", "imagenetv2-matched-frequency", "imagenetv2-threshold0.7",
+                       "imagenetv2-top-images"]]
+    again = accuracy_from_table(table)
+    assert again.correct.equals(acc.correct.loc[again.correct.index])
+    fig, data = v2_vs_v1_figure(again, n_bootstrap=50)
+    plt.close(fig)
+    mf = data["numbers"]["sets"]["imagenetv2-matched-frequency"]
+    lo, hi = acc.conf_int()
+    np.testing.assert_allclose(mf["y_ci"][0], lo.loc["imagenetv2-matched-frequency"], rtol=1e-12)
+    with pytest.raises(InputError, match="imagenetv2-top-images"):
+        accuracy_from_table(table.drop(columns="imagenetv2-top-images"))
 
 
 def test_taori_numbers_equal_the_fit(figures, reference_dir):

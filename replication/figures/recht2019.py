@@ -8,10 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from replication.accuracy import accuracy_from_correctness
+from replication.accuracy import AccuracyResults, accuracy_from_correctness
+from replication.errors import InputError
 from replication.figures._base import PALETTE, new_figure, register_figure
 from replication.figures._data import CORRECT_TOP1, correctness
 from replication.figures._families import families
+from replication.importers import DATASET_SIZES
+from replication.io.tables import validate_accuracy_table
 from replication.lines import LineFit
 
 V2_SETS = {
@@ -22,12 +25,29 @@ V2_SETS = {
 REFERENCE = "imagenet-val"
 
 
-def v2_lines(correct: pd.DataFrame, *, scale: str = "linear", n_bootstrap: int = 1000,
-             random_state: int = 0) -> dict:
+def accuracy_from_table(table: pd.DataFrame, n_images: dict[str, int] | None = None) -> AccuracyResults:
+    """Accuracies from a contract accuracy table (``model`` + dataset-id
+    columns in percent) as :class:`AccuracyResults`, with correct counts
+    rounded from percent and ``n_images`` (default: 50,000 val and 10,000 per
+    v2 set) so that Clopper-Pearson intervals can be drawn."""
+    sizes = dict(DATASET_SIZES if n_images is None else n_images)
+    datasets = [d for d in (REFERENCE, *V2_SETS) if d in table.columns]
+    missing = [d for d in (REFERENCE, *V2_SETS) if d not in table.columns]
+    if missing:
+        raise InputError(f"accuracy table: missing column(s) {', '.join(missing)}")
+    clean = validate_accuracy_table(table, "accuracy table", tuple(datasets))
+    n = pd.Series({d: int(sizes[d]) for d in datasets})
+    counts = pd.DataFrame([np.rint(clean[d].to_numpy() / 100 * n[d]) for d in datasets], index=datasets,
+                          columns=clean["model"].astype(str))
+    return AccuracyResults(counts.astype(np.int64), n)
+
+
+def v2_lines(acc: AccuracyResults, *, scale: str = "linear", n_bootstrap: int = 1000, random_state: int = 0) -> dict:
     """Per v2 set: every model's val and v2 top-1 (percent) with 95%
     Clopper-Pearson intervals, and the line of v2 on val (:class:`LineFit`
-    with binomial redraws, one seed per set)."""
-    acc = accuracy_from_correctness(correct)
+    with binomial redraws, one seed per set). ``acc`` comes from
+    :func:`~replication.accuracy.accuracy_from_correctness` or
+    :func:`accuracy_from_table`."""
     pct, (lo, hi) = acc.accuracy, acc.conf_int()
     models = list(pct.columns)
     out = {}
@@ -46,8 +66,17 @@ def v2_lines(correct: pd.DataFrame, *, scale: str = "linear", n_bootstrap: int =
 @register_figure("recht2019_v2_vs_v1", title="ImageNet-v2 vs ImageNet top-1, 67 models (Recht et al. 2019, Fig. 1)",
                  paper="Recht et al. 2019, Do ImageNet Classifiers Generalize to ImageNet?", inputs=(CORRECT_TOP1,))
 def draw_v2_vs_v1(reference_dir: Path, *, scale: str = "linear", n_bootstrap: int = 1000, seed: int = 0):
-    """Three panels (MatchedFrequency, Threshold0.7, TopImages)."""
-    res = v2_lines(correctness(reference_dir), scale=scale, n_bootstrap=n_bootstrap, random_state=seed)
+    """Three panels (MatchedFrequency, Threshold0.7, TopImages) from the
+    per-image correctness matrix."""
+    fig, data = v2_vs_v1_figure(accuracy_from_correctness(correctness(reference_dir)), scale=scale,
+                                n_bootstrap=n_bootstrap, seed=seed)
+    return fig, {**data, "inputs": [reference_dir / CORRECT_TOP1]}
+
+
+def v2_vs_v1_figure(acc: AccuracyResults, *, scale: str = "linear", n_bootstrap: int = 1000, seed: int = 0):
+    """The Recht Fig. 1 style figure from any accuracies (see :func:`v2_lines`);
+    returns (Figure, data without ``inputs``)."""
+    res = v2_lines(acc, scale=scale, n_bootstrap=n_bootstrap, random_state=seed)
     fig, axes = new_figure(1, 3, width=13.0, height=5.4, sharex=True, sharey=True)
     first = next(iter(res.values()))
     fam = families(first["models"])
@@ -88,11 +117,11 @@ def draw_v2_vs_v1(reference_dir: Path, *, scale: str = "linear", n_bootstrap: in
               "MF drop (points)": round(float(first["x"][j] - first["y"][j]), 2)}
              for j, m in enumerate(first["models"])]
     mf = numbers["sets"]["imagenetv2-matched-frequency"]
-    headline = {"mean drop val -> MatchedFrequency (67 models)": f"{mf['gap_mean']:.2f} points",
+    headline = {f"mean drop val -> MatchedFrequency ({len(first['models'])} models)": f"{mf['gap_mean']:.2f} points",
                 "slope of the MatchedFrequency line": f"{mf['line']['slope']:.3f} "
                 f"[{mf['line']['slope_ci'][0]:.3f}, {mf['line']['slope_ci'][1]:.3f}]"}
-    return fig, {"inputs": [reference_dir / CORRECT_TOP1], "numbers": numbers, "table": table, "headline": headline,
-                 "caption": f"Each point is one of Recht et al.'s 67 models (per-image correctness from their "
-                            f"release); bars are 95% Clopper-Pearson intervals. Grey: least-squares line on the "
+    return fig, {"numbers": numbers, "table": table, "headline": headline,
+                 "caption": f"Each point is one model ({len(first['models'])}; for the reference data, Recht et al.'s "
+                            f"models with per-image correctness from their release); bars are 95% Clopper-Pearson intervals. Grey: least-squares line on the "
                             f"{scale} scale with a 95% bootstrap band ({n_bootstrap} resamples of models, with "
                             f"binomial redraws of each accuracy). Dashed: y = x."}
