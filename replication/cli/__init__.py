@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "demo": "demo",
     "simulate": "simulate",
     "bias": "bias",
+    "placebo": "placebo",
     "figures": "figures",
     "report": "report",
     "lines": "lines",
@@ -51,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 bad input, 2 usage)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # our own loggers at INFO (DEBUG with --debug); third-party chatter only from WARNING up
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for name in ("replication", "evaluators"):
+        logging.getLogger(name).setLevel(logging.DEBUG if args.debug else logging.INFO)
     try:
         return int(args.func(args) or 0)
     except (InputError, FitError) as exc:
