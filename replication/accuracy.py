@@ -15,7 +15,7 @@ from scipy import special
 
 from replication.errors import InputError
 from replication.io.tables import DATASET_IDS, model_columns
-from replication.lines import Summary
+from replication.summary import Summary
 
 
 def clopper_pearson(k: np.ndarray, n: np.ndarray, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from replication.errors import InputError
 from replication.io.tables import read_table
-from replication.lines import Summary
+from replication.summary import Summary
 
 log = logging.getLogger(__name__)
 

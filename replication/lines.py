@@ -15,7 +15,7 @@ logit: log-odds of the fraction; linear: percent).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -24,6 +24,7 @@ from scipy import special, stats
 
 from replication.bootstrap import resample_counts
 from replication.errors import FitError, InputError
+from replication.summary import Summary
 
 log = logging.getLogger(__name__)
 
@@ -65,38 +66,6 @@ def transform_slope(acc_pct: np.ndarray, scale: str) -> np.ndarray:
     if scale == "probit":
         return 1.0 / (100.0 * stats.norm.pdf(special.ndtri(p)))
     return 1.0 / (100.0 * p * (1.0 - p))
-
-
-# --------------------------------------------------------------------------- summaries
-@dataclass
-class Summary:
-    """A printable summary (statsmodels style): ``as_text()``, ``as_html()``."""
-
-    title: str
-    info: list[tuple[str, str]]
-    table: pd.DataFrame
-    notes: list[str] = field(default_factory=list)
-
-    def as_text(self) -> str:
-        width = max(72, len(self.title))
-        lines = [self.title.center(width), "=" * width]
-        key_w = max((len(k) for k, _ in self.info), default=0)
-        lines += [f"{k:<{key_w}} : {v}" for k, v in self.info]
-        if len(self.table):
-            lines += ["-" * width, self.table.to_string(float_format=lambda v: f"{v:.4g}"), "-" * width]
-        lines += self.notes
-        return "\n".join(lines)
-
-    def as_html(self) -> str:
-        info = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in self.info)
-        notes = "".join(f"<p>{n}</p>" for n in self.notes)
-        return (f"<h4>{self.title}</h4><table>{info}</table>"
-                f"{self.table.to_html(float_format=lambda v: f'{v:.4g}')}{notes}")
-
-    def __str__(self) -> str:
-        return self.as_text()
-
-    __repr__ = __str__
 
 
 # --------------------------------------------------------------------------- selection

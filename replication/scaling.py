@@ -29,7 +29,8 @@ import pandas as pd
 
 from replication.bootstrap import resample_counts
 from replication.errors import FitError, InputError
-from replication.lines import OLSLine, Summary, weighted_lines
+from replication.lines import OLSLine, weighted_lines
+from replication.summary import Summary
 
 THEORY_POWER = 4.0
 

@@ -11,7 +11,6 @@ methods evaluated on the same replicates.
 """
 from __future__ import annotations
 
-import html
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from replication.errors import FitError, InputError
 from replication.estimators.registry import METHODS, Adjusted
 from replication.io.tables import validate_annotations, validate_correctness
 from replication.study import DEFAULT_REFERENCE, DEFAULT_REPLICATION, StudyData
+from replication.summary import Summary
 
 log = logging.getLogger(__name__)
 
@@ -71,29 +71,6 @@ def _percentile_interval(draws: np.ndarray, alpha: float) -> np.ndarray:
     with warnings.catch_warnings():  # all-NaN columns give NaN, not a warning
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanquantile(draws, [alpha / 2, 1 - alpha / 2], axis=0)
-
-
-class Summary:
-    """A printable summary: ``as_text()``, ``as_html()``, ``str()``."""
-
-    def __init__(self, title: str, table: pd.DataFrame, notes: list[str]):
-        self.title, self.table, self.notes = title, table, notes
-
-    def as_text(self) -> str:
-        body = self.table.to_string(float_format=lambda x: f"{x:8.2f}")
-        width = max(len(line) for line in body.splitlines())
-        rule = "=" * max(width, len(self.title))
-        return "\n".join([self.title, rule, body, "-" * len(rule), *self.notes])
-
-    def as_html(self) -> str:
-        notes = "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
-        return (f"<h3>{html.escape(self.title)}</h3>"
-                + self.table.to_html(float_format=lambda x: f"{x:.2f}") + notes)
-
-    def __str__(self) -> str:
-        return self.as_text()
-
-    __repr__ = __str__
 
 
 class BiasResults:
@@ -234,7 +211,8 @@ class BiasResults:
         for m, k in self.n_failed.items():
             if k:
                 notes.append(f"{m}: {k} bootstrap replicate(s) failed and were left out")
-        return Summary("Selection-frequency bias: adjusted replication gaps", table, notes)
+        return Summary("Selection-frequency bias: adjusted replication gaps", table=table, notes=notes,
+                       float_format="8.2f")
 
     def to_dict(self, alpha: float | None = None) -> dict:
         """The ``bias`` JSON of CONTRACTS.md. ``ci`` is the interval of the
