@@ -164,6 +164,21 @@ def balancing_weights(posterior: np.ndarray, share: np.ndarray, n_rep: float, g_
 
 
 @dataclass(frozen=True)
+class PoolSample:
+    """Image counts of the replication set's candidate pool at each level of a
+    table, shape (L,). Batched tables get bootstrap replicates of the pool
+    (multinomial over its levels, i.e. resampled pool images) drawn from ``rng``."""
+
+    counts: np.ndarray
+    rng: np.random.Generator
+
+    def resample(self, size: int) -> np.ndarray:
+        """``size`` bootstrap replicates of the pool's level counts, shape (size, L)."""
+        total = float(np.sum(self.counts))
+        return self.rng.multinomial(int(round(total)), np.asarray(self.counts) / total, size=size).astype(float)
+
+
+@dataclass(frozen=True)
 class BatchAdjustment:
     """Adjusted accuracies and level weights for a flat batch of tables.
 
@@ -182,14 +197,16 @@ class BatchAdjustment:
 
 
 def adjust_levels(table: LevelTable, prior: str, *, n_cells: int = 100, ridge: float = 0.1,
-                  selection_edges=MATCHED_FREQUENCY_EDGES, pool_counts: np.ndarray | None = None,
+                  selection_edges=MATCHED_FREQUENCY_EDGES, pool_counts: np.ndarray | PoolSample | None = None,
                   random_state=0) -> BatchAdjustment:
     """Fit the priors and the balancing weights for every replicate of a
     (possibly batched) level table; batch axes are flattened to one of size B.
 
-    ``pool_counts`` (L,) or (B, L): images of the replication set's candidate
-    pool at each level of the table (unselected); when given, the pool prior is
-    fitted to them and ``selection_edges`` is not used.
+    ``pool_counts`` (L,) or (B, L), or a :class:`PoolSample`: images of the
+    replication set's candidate pool at each level of the table (a random
+    sample of the pool, not selected on k); when given, the pool prior is
+    fitted to them and ``selection_edges`` is not used. A PoolSample gives
+    batched tables a bootstrap replicate of the pool per table replicate.
     """
     n, k = table.n, table.k
     n_levels = len(n)
@@ -198,6 +215,9 @@ def adjust_levels(table: LevelTable, prior: str, *, n_cells: int = 100, ridge: f
     rep_correct = table.rep_correct.reshape(-1, n_levels, len(table.models))
     edges = cell_edges(n_cells)
     ref = fit_priors(n, k, ref_count, prior, edges, random_state=random_state)
+    if isinstance(pool_counts, PoolSample):
+        batch = ref_count.shape[0]
+        pool_counts = pool_counts.counts if table.batch_shape == () else pool_counts.resample(batch)
     if pool_counts is not None:
         pool_counts = np.asarray(pool_counts, float)
         if pool_counts.shape[-1] != n_levels:
