@@ -150,8 +150,6 @@ def stage_placebo(annotations: pd.DataFrame, correctness: pd.DataFrame, rng: np.
     ref_freq, pool_freq = k_match[ref_idx] / m, k_match[pool_idx] / m
     if size_per_class is None:
         size = _global_size(ref_freq, pool_freq, edges)
-        if size < 50:
-            raise InputError(f"{annotations_path}: the thinned pool fills a matched set of only {size} images")
         chosen = matched_frequency(ref_freq, np.zeros(len(ref_idx), np.int64), pool_freq,
                                    np.zeros(len(pool_idx), np.int64), size, rng, edges=tuple(edges),
                                    min_annotators=None)
@@ -159,6 +157,9 @@ def stage_placebo(annotations: pd.DataFrame, correctness: pd.DataFrame, rng: np.
         chosen = matched_frequency(ref_freq, cls[ref_idx], pool_freq, cls[pool_idx], int(size_per_class), rng,
                                    edges=tuple(edges), min_annotators=None)
     rep_idx = pool_idx[chosen]
+    if len(rep_idx) < 50:
+        raise InputError(f"{annotations_path}: the thinned pool fills a matched set of only {len(rep_idx)} images "
+                         f"({size_per_class} per class asked); too few for a fit (lower --size-per-class)")
 
     reference, replication = f"{dataset}:{REFERENCE_SUFFIX}", f"{dataset}:{REPLICATION_SUFFIX}"
     models = model_columns(correctness)

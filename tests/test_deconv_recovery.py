@@ -2,13 +2,19 @@
 exact agreement of weights, curves and estimates, batched tables, bad input."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import integrate, stats
 
+from replication.cli import main
 from replication.deconvolution import Deconvolution, adjust_levels
 from replication.errors import FitError
 from replication.estimators import METHODS
+from replication.estimators.results import SelectionBiasEstimator
+from replication.simulate import SimulationConfig, simulate, write_study
 from replication.sampling import EDGES, matched_frequency
 from replication.study import LevelTable
 
@@ -133,3 +139,27 @@ def test_degenerate_reference_is_a_clear_error():
     tiny = level_table(np.array([3, 5, 7]), c[:3], np.array([4, 6, 8]), c[:3], n)
     with pytest.raises(FitError, match="too few images"):
         METHODS["npmle"](tiny)
+
+
+def test_bias_api_weights_reproduce_adjusted_accuracy(tmp_path):
+    """Through SelectionBiasEstimator and `replication bias --weights-out`: the
+    per-image weights have mean 1 and give each model's adjusted accuracy."""
+    sim = simulate(SimulationConfig(n_classes=100, n_models=3), np.random.default_rng(6))
+    res = SelectionBiasEstimator(("betabinomial", "npmle"), n_bootstrap=20, random_state=0).fit(
+        sim.annotations, sim.correctness)
+    rep = sim.correctness[sim.correctness["dataset"] == res.replication]
+    for method in ("betabinomial", "npmle"):
+        w = res.weights(method).merge(rep, on=["dataset", "image_id"])
+        assert np.isclose(w["weight"].mean(), 1.0)
+        for model in res.adjusted_accuracy[method].index:
+            assert np.isclose((w["weight"] * w[model]).mean(), res.adjusted_accuracy[method][model])
+    paths = write_study(sim, tmp_path / "study")
+    out = tmp_path / "w.csv"
+    assert main(["bias", "--annotations", str(paths["annotations"]), "--correct", str(paths["correct"]),
+                 "--methods", "naive,betabinomial,npmle", "--bootstrap", "10", "--weights-out", str(out),
+                 "--json", str(tmp_path / "bias.json")]) == 0
+    weights = pd.read_csv(out).merge(rep, on=["dataset", "image_id"])
+    summary = json.loads((tmp_path / "bias.json").read_text())
+    model = res.adjusted_accuracy["npmle"].index[0]
+    assert np.isclose((weights["npmle"] * weights[model]).mean(),
+                      summary["models"][model]["adjusted"]["npmle"]["replication_accuracy"])
