@@ -33,7 +33,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
 METHODS = ("naive", "jackknife", "betabinomial", "npmle")

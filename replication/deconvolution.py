@@ -110,7 +110,7 @@ def fit_priors(n: np.ndarray, k: np.ndarray, counts: np.ndarray, prior: str, edg
                          _normalize_rows(beta_mixture_level_cell_joint(fit.weights, fit.alpha, fit.beta, n, k, edges)))
     if prior == "npmle":
         pooled = NPMLEPrior(grid_size=npmle_grid, tol=1e-9).fit(lv.k, lv.n, lv.counts.mean(axis=0),
-                                                      selection_edges=selection_edges)
+                                                                selection_edges=selection_edges)
         if counts.shape[0] == 1:
             return PriorFits(pooled, pooled.cell_mass(edges)[None],
                              _normalize_rows(pooled.level_cell_joint(n, k, edges))[None])

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from replication.cli import main
 from replication.placebo import placebo_dict, run_placebo, stage_placebo
