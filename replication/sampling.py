@@ -35,6 +35,15 @@ EDGES: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
 THRESHOLD = 0.7
 #: fewest annotations a candidate (and a reference image) needs (``min_num_annotations*``)
 MIN_ANNOTATORS = 10
+#: How each ImageNet-v2 set selected candidates on their observed k/n, as the
+#: bin edges within which selection was uniform (the deconvolution methods'
+#: ``selection_edges``). TopImages selects deterministically by k/n, so no
+#: edges describe it; None treats its images as a sample of their pool.
+SELECTION_EDGES: dict[str, tuple[float, ...] | None] = {
+    "imagenetv2-matched-frequency": EDGES,
+    "imagenetv2-threshold0.7": (THRESHOLD,),
+    "imagenetv2-top-images": None,
+}
 
 
 class ShortSampleWarning(UserWarning):

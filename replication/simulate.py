@@ -38,7 +38,7 @@ import pandas as pd
 from scipy import special
 
 from replication.io.atomic import write_json, write_table
-from replication.sampling import EDGES, matched_frequency
+from replication.sampling import EDGES, matched_frequency, threshold, top_images
 from replication.study import DEFAULT_REFERENCE, DEFAULT_REPLICATION
 
 #: quadrature points (midpoints on [0, 1]) for the population truth
@@ -77,7 +77,9 @@ class SimulationConfig:
     edges : tuple of float, default=(0.2, 0.4, 0.6, 0.8)
         MatchedFrequency bin edges.
     reference : str, replication : str
-        Dataset ids written to the tables.
+        Dataset ids written to the tables. The replication id also picks the
+        sampling procedure: ``imagenetv2-threshold0.7`` draws by Threshold,
+        ``imagenetv2-top-images`` by TopImages, any other by MatchedFrequency.
     """
 
     n_classes: int = 1000
@@ -195,6 +197,21 @@ def accuracy_curve(s: np.ndarray, curves: pd.DataFrame, pivot: float, shift: flo
     return special.ndtr(z)
 
 
+def _select_replication(config: SimulationConfig, ref_freq: np.ndarray, ref_class: np.ndarray,
+                        cand_freq: np.ndarray, cand_class: np.ndarray, cand_n: np.ndarray,
+                        rng: np.random.Generator) -> np.ndarray:
+    """Indices of the candidates that form the replication set, drawn by the
+    procedure its dataset id names: Threshold (k/n >= 0.7), TopImages, or
+    MatchedFrequency (any other id)."""
+    per_class = config.replication_per_class
+    if config.replication == "imagenetv2-threshold0.7":
+        return threshold(cand_freq, cand_class, per_class, rng, min_annotators=None)
+    if config.replication == "imagenetv2-top-images":
+        return top_images(cand_freq, cand_class, per_class, cand_annotators=cand_n, min_annotators=None)
+    return matched_frequency(ref_freq, ref_class, cand_freq, cand_class, per_class, rng,
+                             edges=config.edges, min_annotators=None)
+
+
 def simulate(config: SimulationConfig, rng: np.random.Generator) -> SimulatedStudy:
     """Draw one simulated study (see module doc). All randomness comes from ``rng``."""
     config.validate()
@@ -210,8 +227,7 @@ def simulate(config: SimulationConfig, rng: np.random.Generator) -> SimulatedStu
     cand_s = rng.beta(*config.candidate_prior, size=len(cand_class))
     cand_n = _annotators(config.n_annotators, len(cand_class), rng)
     cand_k = rng.binomial(cand_n, cand_s)
-    chosen = matched_frequency(ref_k / ref_n, ref_class, cand_k / cand_n, cand_class,
-                               config.replication_per_class, rng, edges=config.edges, min_annotators=None)
+    chosen = _select_replication(config, ref_k / ref_n, ref_class, cand_k / cand_n, cand_class, cand_n, rng)
     rep_class, rep_s, rep_n, rep_k = cand_class[chosen], cand_s[chosen], cand_n[chosen], cand_k[chosen]
 
     ref_p = accuracy_curve(ref_s, curves, config.pivot)

@@ -23,6 +23,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (default 0)")
     p.add_argument("--jackknife-d", type=int, default=1, metavar="D",
                    help="annotators dropped per image by the jackknife (default 1)")
+    p.add_argument("--selection-edges", metavar="EDGES",
+                   help="k/n bin edges within which the replication images were drawn uniformly from their "
+                        "candidate pool, for betabinomial/npmle: comma-separated, or 'none' for a random sample "
+                        "of the pool (default: by --replication: Recht's 0.2,0.4,0.6,0.8 for "
+                        "matched-frequency, 0.7 for threshold0.7, none for top-images)")
     p.add_argument("--no-stratify", action="store_true", help="resample images without stratifying by class")
     p.add_argument("--weights-out", metavar="FILE",
                    help="write per-image weights of the replication images (CSV or Parquet)")
@@ -42,16 +47,20 @@ def run(args: argparse.Namespace) -> int:
     methods = check_methods(args.methods)
     if args.bootstrap < 0:
         raise InputError(f"--bootstrap must be >= 0, got {args.bootstrap}")
-    options = {"jackknife": {"d": args.jackknife_d}} if "jackknife" in methods else None
     for flag, value in (("--reference", reference), ("--replication", replication)):
         if value not in DATASET_IDS:
             raise InputError(f"{flag}: unknown dataset {value!r}; known: {', '.join(DATASET_IDS)}")
+    options = {"jackknife": {"d": args.jackknife_d}} if "jackknife" in methods else {}
+    edges = _selection_edges(args.selection_edges, replication)
+    for m in ("betabinomial", "npmle"):
+        if m in methods:
+            options[m] = {"selection_edges": edges}
     annotations = load_annotations(args.annotations)
     check_dataset_ids(annotations, args.annotations)
     correctness = load_correctness(args.correct)
     check_dataset_ids(correctness, args.correct)
     estimator = SelectionBiasEstimator(methods, n_bootstrap=args.bootstrap, stratify=not args.no_stratify,
-                                       random_state=args.seed, method_options=options)
+                                       random_state=args.seed, method_options=options or None)
     results = estimator.fit(annotations, correctness, reference=reference, replication=replication,
                             annotations_path=str(args.annotations), correctness_path=str(args.correct))
     payload = results.to_dict()
@@ -62,3 +71,22 @@ def run(args: argparse.Namespace) -> int:
     summary = results.summary()
     print("\n".join([*summary.notes, f"wrote {args.json}"]))
     return 0
+
+
+def _selection_edges(text: str | None, replication: str) -> tuple[float, ...] | None:
+    """Parse ``--selection-edges``; without it, the replication set's own
+    selection rule (:data:`replication.sampling.SELECTION_EDGES`)."""
+    from replication.errors import InputError
+    from replication.sampling import SELECTION_EDGES
+
+    if text is None:
+        return SELECTION_EDGES[replication]
+    if text.strip().lower() == "none":
+        return None
+    try:
+        edges = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"--selection-edges: expected comma-separated numbers or 'none', got {text!r}") from None
+    if any(not 0 < e < 1 for e in edges) or list(edges) != sorted(set(edges)):
+        raise InputError(f"--selection-edges: edges must increase strictly inside (0, 1), got {text!r}")
+    return edges
