@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from replication.errors import InputError
-    from replication.estimators.results import SelectionBiasEstimator, check_methods
+    from replication.estimators.results import SELECTION_AWARE, SelectionBiasEstimator, check_methods
     from replication.io import load_annotations, load_correctness, write_json, write_table
     from replication.io.tables import DATASET_IDS, check_dataset_ids
     from replication.study import DEFAULT_REFERENCE, DEFAULT_REPLICATION
@@ -51,10 +51,9 @@ def run(args: argparse.Namespace) -> int:
         if value not in DATASET_IDS:
             raise InputError(f"{flag}: unknown dataset {value!r}; known: {', '.join(DATASET_IDS)}")
     options = {"jackknife": {"d": args.jackknife_d}} if "jackknife" in methods else {}
-    edges = _selection_edges(args.selection_edges, replication)
-    for m in ("betabinomial", "npmle"):
-        if m in methods:
-            options[m] = {"selection_edges": edges}
+    if args.selection_edges is not None:
+        edges = _selection_edges(args.selection_edges)
+        options.update({m: {"selection_edges": edges} for m in SELECTION_AWARE if m in methods})
     annotations = load_annotations(args.annotations)
     check_dataset_ids(annotations, args.annotations)
     correctness = load_correctness(args.correct)
@@ -73,14 +72,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _selection_edges(text: str | None, replication: str) -> tuple[float, ...] | None:
-    """Parse ``--selection-edges``; without it, the replication set's own
-    selection rule (:data:`replication.sampling.SELECTION_EDGES`)."""
+def _selection_edges(text: str) -> tuple[float, ...] | None:
+    """Parse ``--selection-edges``: comma-separated edges, or 'none'."""
     from replication.errors import InputError
-    from replication.sampling import SELECTION_EDGES
 
-    if text is None:
-        return SELECTION_EDGES[replication]
     if text.strip().lower() == "none":
         return None
     try:

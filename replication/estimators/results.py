@@ -23,6 +23,7 @@ from replication.bootstrap import bootstrap_levels
 from replication.errors import FitError, InputError
 from replication.estimators.registry import METHODS, Adjusted
 from replication.io.tables import validate_annotations, validate_correctness
+from replication.sampling import EDGES, SELECTION_EDGES
 from replication.study import DEFAULT_REFERENCE, DEFAULT_REPLICATION, StudyData
 from replication.summary import Summary
 
@@ -252,6 +253,10 @@ class BiasResults:
                 "bootstrap_failures": dict(self.n_failed)}
 
 
+#: methods that model how the replication set was selected on k/n (option ``selection_edges``)
+SELECTION_AWARE = ("betabinomial", "npmle")
+
+
 class SelectionBiasEstimator:
     """Estimate how much of a replication gap is selection-frequency bias.
 
@@ -267,7 +272,9 @@ class SelectionBiasEstimator:
         Resample within classes when class ids are known.
     random_state : None, int or numpy.random.Generator, default=None
     method_options : dict, default=None
-        Keyword arguments per method, e.g. ``{"jackknife": {"d": 2}}``.
+        Keyword arguments per method, e.g. ``{"jackknife": {"d": 2}}``. The
+        deconvolution methods' ``selection_edges`` defaults to the replication
+        set's own sampling rule (:data:`replication.sampling.SELECTION_EDGES`).
     """
 
     def __init__(self, methods: Sequence[str] = ("naive", "jackknife"), *, n_bootstrap: int = 1000,
@@ -280,8 +287,11 @@ class SelectionBiasEstimator:
         self.random_state = random_state
         self.method_options = method_options
 
-    def _estimate(self, name: str, table) -> Adjusted:
-        return METHODS[name](table, **dict((self.method_options or {}).get(name, {})))
+    def _estimate(self, name: str, table, replication: str) -> Adjusted:
+        options = dict((self.method_options or {}).get(name, {}))
+        if name in SELECTION_AWARE:  # model the replication set's own sampling rule unless told otherwise
+            options.setdefault("selection_edges", SELECTION_EDGES.get(replication, EDGES))
+        return METHODS[name](table, **options)
 
     def fit(self, annotations: pd.DataFrame | StudyData, correctness: pd.DataFrame | None = None, *,
             reference: str = DEFAULT_REFERENCE, replication: str = DEFAULT_REPLICATION,
@@ -309,7 +319,7 @@ class SelectionBiasEstimator:
                                           reference=reference, replication=replication,
                                           annotations_path=annotations_path, correctness_path=correctness_path)
         table = study.levels()
-        point = {m: self._estimate(m, table) for m in methods}
+        point = {m: self._estimate(m, table, replication) for m in methods}
         for m, adj in point.items():
             if np.isnan(adj.accuracy).any():
                 raise FitError(f"method {m!r} gives no estimate: no reference image shares an observed "
@@ -320,7 +330,7 @@ class SelectionBiasEstimator:
             ref_b.append(chunk.reference_accuracy())
             rep_b.append(chunk.replication_accuracy())
             for m in methods:
-                adj_b[m].append(np.asarray(self._estimate(m, chunk).accuracy))
+                adj_b[m].append(np.asarray(self._estimate(m, chunk, replication).accuracy))
         n_models = len(study.models)
 
         def stack(parts: list[np.ndarray]) -> np.ndarray:
