@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from replication.errors import InputError
-from replication.accuracy import accuracy_from_correctness
+from replication.fits.accuracy import accuracy_from_correctness
 from replication.figures import FIGURES, generate_all
 from replication.figures._data import THOMPSON, correctness
 from replication.figures._provenance import sha256_file
@@ -18,8 +18,8 @@ from replication.figures.recht2019 import accuracy_from_table, v2_lines, v2_vs_v
 from replication.figures.taori2020 import taori_line
 from replication.figures.thompson2020 import compute_fit, landmark_models
 from replication.figures.timm_scaling import timm_fits
-from replication.importers import import_testbed, import_timm
-from replication.scaling import ErrorTrendFit
+from replication.fits.importers import import_testbed, import_timm
+from replication.fits.scaling import ErrorTrendFit
 
 REFERENCE_FIGURES = ["recht2019_v2_vs_v1", "real_votes", "taori2020_effective_robustness",
                      "thompson2020_compute", "thompson2020_year", "timm_scaling"]

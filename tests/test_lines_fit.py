@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from replication.errors import FitError, InputError
-from replication.lines import (LineFit, OLSLine, clean_columns, inverse_transform, select_models, transform,
+from replication.fits.lines import (LineFit, OLSLine, clean_columns, inverse_transform, select_models, transform,
                                transform_slope)
 
 

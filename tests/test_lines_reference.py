@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 import replication.cli as cli
-from replication.importers import TIMM_RESULTS, import_timm
+from replication.fits.importers import TIMM_RESULTS, import_timm
 
 MINE = {"lines": "lines", "import-results": "import_results", "scaling": "scaling", "accuracy": "accuracy"}
 

@@ -11,7 +11,7 @@ import pytest
 
 import replication.cli as cli
 from replication.errors import FitError, InputError
-from replication.scaling import (Conversions, ErrorTrendFit, ScalingFit, backtest, best_of_year,
+from replication.fits.scaling import (Conversions, ErrorTrendFit, ScalingFit, backtest, best_of_year,
                                  pareto_frontier)
 
 MINE = {"lines": "lines", "import-results": "import_results", "scaling": "scaling", "accuracy": "accuracy"}

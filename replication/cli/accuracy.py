@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from replication.accuracy import accuracy_from_correctness
+    from replication.fits.accuracy import accuracy_from_correctness
     from replication.io.atomic import write_table
     from replication.io.tables import load_correctness
 

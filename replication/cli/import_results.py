@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from replication.errors import InputError
-    from replication.importers import import_testbed, import_timm
+    from replication.fits.importers import import_testbed, import_timm
     from replication.io.atomic import write_table
 
     if args.source == "timm":

@@ -39,7 +39,7 @@ def read_filtered(args: argparse.Namespace, at_least: dict[str, float] | None = 
     import pandas as pd
 
     from replication.io.tables import read_table
-    from replication.lines import ROW_COL, select_models
+    from replication.fits.lines import ROW_COL, select_models
 
     df = read_table(args.table)
     if len(df) == 0:
@@ -82,7 +82,7 @@ def _counts(df, col: str, override: int | None):
 
 def run(args: argparse.Namespace) -> int:
     from replication.io.atomic import write_json, write_table
-    from replication.lines import LineFit, clean_columns, select_models
+    from replication.fits.lines import LineFit, clean_columns, select_models
 
     df = read_filtered(args)
     df = clean_columns(df, [args.x, args.y], dropna=args.dropna, model_col=args.model_col, source=str(args.table))

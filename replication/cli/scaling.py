@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from replication.io.atomic import write_json
-    from replication.lines import clean_columns
-    from replication.scaling import Conversions, ErrorTrendFit, ScalingFit, backtest
+    from replication.fits.lines import clean_columns
+    from replication.fits.scaling import Conversions, ErrorTrendFit, ScalingFit, backtest
 
     targets = _targets(args.targets)
     for name in ("flop_per_unit", "flop_per_usd", "flop_per_lb_co2e"):

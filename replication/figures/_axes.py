@@ -5,7 +5,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from replication.lines import inverse_transform, transform
+from replication.fits.lines import inverse_transform, transform
 
 #: tick positions (percent) for probit / logit accuracy axes
 ACCURACY_TICKS = (0.5, 1, 2, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 99)

@@ -28,7 +28,7 @@ from replication.estimators.naive import plug_in
 from replication.estimators.results import BiasResults, SelectionBiasEstimator
 from replication.figures._base import PALETTE, mark_simulated, new_figure, register_figure
 from replication.figures._data import CORRECT_TOP1, REAL_VOTES, correctness, real_votes
-from replication.lines import LineFit
+from replication.fits.lines import LineFit
 from replication.priors import BetaMixturePrior, NPMLEPrior
 from replication.simulate import SimulatedStudy, SimulationConfig, accuracy_curve, simulate
 from replication.study import StudyData

@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from replication.accuracy import AccuracyResults, accuracy_from_correctness
+from replication.fits.accuracy import AccuracyResults, accuracy_from_correctness
 from replication.errors import InputError
 from replication.figures._base import PALETTE, new_figure, register_figure
 from replication.figures._data import CORRECT_TOP1, correctness
 from replication.figures._families import families
-from replication.importers import DATASET_SIZES
+from replication.fits.importers import DATASET_SIZES
 from replication.io.tables import validate_accuracy_table
-from replication.lines import LineFit
+from replication.fits.lines import LineFit
 
 V2_SETS = {
     "imagenetv2-matched-frequency": "MatchedFrequency",
@@ -46,7 +46,7 @@ def v2_lines(acc: AccuracyResults, *, scale: str = "linear", n_bootstrap: int = 
     """Per v2 set: every model's val and v2 top-1 (percent) with 95%
     Clopper-Pearson intervals, and the line of v2 on val (:class:`LineFit`
     with binomial redraws, one seed per set). ``acc`` comes from
-    :func:`~replication.accuracy.accuracy_from_correctness` or
+    :func:`~replication.fits.accuracy.accuracy_from_correctness` or
     :func:`accuracy_from_table`."""
     pct, (lo, hi) = acc.accuracy, acc.conf_int()
     models = list(pct.columns)

@@ -11,8 +11,8 @@ import pandas as pd
 from replication.figures._axes import accuracy_scale
 from replication.figures._base import PALETTE, new_figure, register_figure
 from replication.figures._data import TESTBED_TOP1, TESTBED_TYPES
-from replication.importers import import_testbed
-from replication.lines import LineFit, select_models
+from replication.fits.importers import import_testbed
+from replication.fits.lines import LineFit, select_models
 
 X, Y = "imagenet-val", "imagenetv2-matched-frequency"
 #: Taori et al.'s line: standard models with val >= 55 %, names without these substrings

@@ -15,7 +15,7 @@ from replication.errors import InputError
 from replication.figures._base import PALETTE, new_figure, register_figure
 from replication.figures._data import THOMPSON
 from replication.io.tables import read_table
-from replication.scaling import Conversions, ErrorTrendFit, ScalingFit
+from replication.fits.scaling import Conversions, ErrorTrendFit, ScalingFit
 
 #: evaluation protocols comparable with Thompson et al.'s (trained or fine-tuned on ImageNet)
 PROTOCOLS = ("supervised", "fine-tuned")

@@ -13,9 +13,9 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 from replication.figures._axes import accuracy_scale
 from replication.figures._base import new_figure, register_figure
 from replication.figures._data import TIMM_DIR
-from replication.importers import TIMM_RESULTS, import_timm
-from replication.lines import LineFit
-from replication.scaling import ScalingFit, pareto_frontier
+from replication.fits.importers import TIMM_RESULTS, import_timm
+from replication.fits.lines import LineFit
+from replication.fits.scaling import ScalingFit, pareto_frontier
 
 X, Y = "imagenet-val", "imagenetv2-matched-frequency"
 #: pretrained-tag fragments that mean data beyond ImageNet-1k (a name heuristic)

@@ -29,7 +29,7 @@ import pandas as pd
 
 from replication.bootstrap import resample_counts
 from replication.errors import FitError, InputError
-from replication.lines import OLSLine, weighted_lines
+from replication.fits.lines import OLSLine, weighted_lines
 from replication.summary import Summary
 
 THEORY_POWER = 4.0
