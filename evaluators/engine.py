@@ -198,7 +198,8 @@ def _run_chunks(runner: ModelRunner, source: ImageSource, crops: torch.utils.dat
         return
     chunk_id = {c[0]: i for i, c in enumerate(chunks)}
     loader = torch.utils.data.DataLoader(
-        crops, batch_sampler=chunk_batches(pending, batch_size), num_workers=workers,
+        crops, batch_sampler=chunk_batches(pending, batch_size),
+        num_workers=0 if getattr(crops, "in_process", False) else workers,
         collate_fn=getattr(crops, "collate_fn", collate_crops), pin_memory=runner.device.type == "cuda")
     errors: list[tuple[str, str]] = []
     parts: list[tuple] = []
