@@ -66,7 +66,11 @@ class _Chunk:
 class CachedCrops(torch.utils.data.Dataset):
     """Map-style dataset over a filled :class:`CropCache`: item ``i`` is
     ``(i, uint8 (3, H, W) tensor, None)`` or ``(i, None, reason)``, as
-    :class:`~evaluators.engine.CropDataset` yields."""
+    :class:`~evaluators.engine.CropDataset` yields. Nothing is left to
+    decode, so the engine reads it in the main process (``in_process``):
+    worker processes would only add copies through shared memory."""
+
+    in_process = True
 
     def __init__(self, chunks: list[_Chunk], chunk_size: int, description: str):
         self.chunks = chunks
@@ -80,7 +84,29 @@ class CachedCrops(torch.utils.data.Dataset):
         c = self.chunks[index // self.chunk_size]
         if index in c.errors:
             return index, None, c.errors[index]
-        return index, torch.from_numpy(np.array(c.images[index - c.start])), None
+        im = c.images[index - c.start]
+        return index, torch.from_numpy(np.array(im)) if isinstance(im, np.ndarray) else im.clone(), None
+
+    def __getitems__(self, indices: list[int]):
+        """A whole batch at once (DataLoader's batched fetch): a
+        :class:`~evaluators.engine.Batch` made with one array copy when the
+        indices are consecutive within one chunk (the engine's batches are)."""
+        from evaluators.engine import Batch, collate_crops
+
+        a, b = indices[0], indices[-1]
+        c = self.chunks[a // self.chunk_size]
+        if b - a + 1 != len(indices) or b // self.chunk_size != a // self.chunk_size or \
+                any(a <= i <= b for i in c.errors):
+            return collate_crops([self[i] for i in indices])
+        images = c.images[a - c.start:b + 1 - c.start]
+        if isinstance(images, np.ndarray):
+            images = torch.from_numpy(np.array(images))
+        return Batch(torch.arange(a, b + 1), images, [])  # a pinned chunk is sliced without a copy
+
+    @staticmethod
+    def collate_fn(batch):
+        """``__getitems__`` already returns the collated batch."""
+        return batch
 
 
 class CropCache:
@@ -190,11 +216,16 @@ class CropCache:
         self.decode_s_ = time.perf_counter() - t0
         return self
 
-    def crops(self) -> CachedCrops:
-        """The cached crops as a dataset for the engine (after :meth:`fill`)."""
+    def crops(self, pin: bool = False) -> CachedCrops:
+        """The cached crops as a dataset for the engine (after :meth:`fill`).
+        ``pin``: hold them in page-locked memory (CUDA), so a batch is a view
+        copied straight to the device."""
         chunks = [self._load_chunk(i) for i in range(len(self._ranges()))]
         if any(c is None for c in chunks):
             raise RuntimeError(f"crop cache {self.key}: fill() first")
+        if pin:
+            chunks = [_Chunk(c.start, torch.from_numpy(c.images if c.images.flags.writeable else np.array(c.images))
+                             .pin_memory(), c.errors) for c in chunks]
         where = "memory" if self.folder is None else str(self.folder)
         return CachedCrops(chunks, self.chunk_size, f"crop cache {self.key} ({where})")
 

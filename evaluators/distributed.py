@@ -111,7 +111,7 @@ def evaluate_unit(spec: DatasetSpec, model_ids: list[str], opts: GridOptions, *_
     """Evaluate ``model_ids`` (one crop-key group) on one dataset, decoding
     each image once when ``opts.cache`` is memory or disk. ``_after``: Ray
     object refs this task waits for (a cache fill)."""
-    from evaluators.engine import evaluate_source
+    from evaluators.engine import evaluate_source, resolve_device
 
     source = spec.open()
     cache = None
@@ -127,7 +127,7 @@ def evaluate_unit(spec: DatasetSpec, model_ids: list[str], opts: GridOptions, *_
                                   cache_dir=opts.cache_dir if opts.cache == "disk" else None,
                                   chunk_size=opts.engine.get("chunk_size", CACHE_CHUNK))
                 cache.fill(workers=opts.engine.get("workers"), progress=opts.engine.get("progress", True))
-            crops = cache.crops()
+            crops = cache.crops(pin=opts.cache == "memory" and resolve_device(opts.engine.get("device", "auto")).type == "cuda")
         res = evaluate_source(lm, source, spec.dataset, opts.out, manifest_check=spec.manifest_check, crops=crops,
                               **opts.engine)
         results.append({**res, "model_load_s": load_s,

@@ -10,7 +10,8 @@ optional ``torch.compile`` and optional batched JPEG decoding on the GPU.
 * Out of memory: the batch is split in halves (recursively) and the smaller
   size is kept for the following batches; ``max_batch_`` and ``oom_retries_``
   record it.
-* ``compile=True`` wraps the module in ``torch.compile`` (static shapes; a
+* ``compile=True`` wraps the module in ``torch.compile`` (inductor with
+  weight freezing; static shapes; a
   short last batch is padded with zeros whose outputs are dropped, so it does
   not recompile); :meth:`warmup` runs it once on a full batch and returns the
   seconds spent, which the engine reports apart from the evaluation time.
@@ -37,35 +38,45 @@ from evaluators.preprocess import PreprocessCfg
 log = logging.getLogger(__name__)
 
 JPEG_MAGIC = b"\xff\xd8"
+JPEG_END = b"\xff\xd9"  # missing in truncated files, which go to the CPU decoder for their reason
 
 
 @dataclass
 class EncodedBatch:
     """A batch whose RGB JPEGs are still encoded: ``indices`` int64 (B,) of
-    the readable images, ``encoded[k]`` the file bytes (uint8 1-D) of image
-    ``indices[k]`` or None where ``decoded[k]`` already holds its uint8 crop
-    (decoded on the CPU); ``errors`` [(index, reason)]."""
+    the readable images; image ``indices[k]`` is either the JPEG bytes
+    ``data[spans[k][0]:spans[k][1]]`` (one flat uint8 buffer per batch, so a
+    batch crosses processes as one shared-memory block) or, where
+    ``spans[k]`` is None, the uint8 crop ``decoded[k]`` made on the CPU;
+    ``errors`` [(index, reason)]."""
 
     indices: torch.Tensor
-    encoded: list[torch.Tensor | None]
+    data: torch.Tensor
+    spans: list[tuple[int, int] | None]
     decoded: list[torch.Tensor | None]
     errors: list[tuple[int, str]] = field(default_factory=list)
 
     def pin_memory(self) -> "EncodedBatch":
         return self
 
+    def jpegs(self) -> list[torch.Tensor]:
+        return [self.data[a:b] for a, b in (s for s in self.spans if s is not None)]
+
 
 class EncodedFiles(torch.utils.data.Dataset):
     """Items ``(index, bytes tensor | None, cpu crop | None, error | None)``:
     RGB JPEG bytes are passed on for GPU decoding, other files are decoded
     here with the CPU decoder (same results and error reasons as
-    :class:`~evaluators.engine.CropDataset`)."""
+    :class:`~evaluators.engine.CropDataset`). ``cpu_share`` (0..1) of the
+    JPEGs are decoded by the CPU workers anyway, so that CPU and GPU decode
+    at the same time when neither alone keeps up with the model."""
 
-    description = "JPEGs decoded on the GPU (nvJPEG), other files on the CPU"
-
-    def __init__(self, source: ImageSource, cfg: PreprocessCfg):
+    def __init__(self, source: ImageSource, cfg: PreprocessCfg, cpu_share: float = 0.0):
         self.source = source
         self.cfg = cfg
+        self.cpu_share = cpu_share
+        self.description = (f"JPEGs decoded on the GPU (nvJPEG; {cpu_share:.0%} of them in CPU workers, "
+                            "in parallel), other files on the CPU")
 
     def __len__(self) -> int:
         return len(self.source)
@@ -79,7 +90,8 @@ class EncodedFiles(torch.utils.data.Dataset):
             data = self.source.read_bytes(index)
         except OSError as exc:
             return index, None, None, f"unreadable: {exc.strerror or exc}"
-        if data[:2] == JPEG_MAGIC:
+        on_gpu = (index * 0.6180339887) % 1.0 >= self.cpu_share  # spread the CPU share evenly over batches
+        if on_gpu and data[:2] == JPEG_MAGIC and data.rstrip(b"\0")[-2:] == JPEG_END:
             try:
                 if Image.open(io.BytesIO(data)).mode == "RGB":
                     return index, torch.frombuffer(bytearray(data), dtype=torch.uint8), None, None
@@ -93,9 +105,13 @@ class EncodedFiles(torch.utils.data.Dataset):
     @staticmethod
     def collate_fn(items) -> EncodedBatch:
         good = [it for it in items if it[3] is None]
-        return EncodedBatch(torch.tensor([it[0] for it in good], dtype=torch.int64),
-                            [it[1] for it in good], [it[2] for it in good],
-                            [(it[0], it[3]) for it in items if it[3] is not None])
+        spans, pos = [], 0
+        for it in good:
+            spans.append(None if it[1] is None else (pos, pos + len(it[1])))
+            pos += 0 if it[1] is None else len(it[1])
+        data = torch.cat([it[1] for it in good if it[1] is not None]) if pos else torch.empty(0, dtype=torch.uint8)
+        return EncodedBatch(torch.tensor([it[0] for it in good], dtype=torch.int64), data, spans,
+                            [it[2] for it in good], [(it[0], it[3]) for it in items if it[3] is not None])
 
 
 def gpu_crops(encoded: list[torch.Tensor], cfg: PreprocessCfg, device: torch.device) -> list[torch.Tensor]:
@@ -131,9 +147,8 @@ class PipelinedRunner(ModelRunner):
         super().__init__(module, cfg, device, precision, channels_last)
         self.cfg, self.compiled, self.batch_size = cfg, compile, batch_size
         if compile:
-            self.module = torch.compile(self.module, dynamic=False)
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
+            # freezing: weights become constants (conv-BN folding, oneDNN weight prepacking on the CPU)
+            self.module = torch.compile(self.module, dynamic=False, options={"freezing": True})
         self.max_batch_: int | None = None
         self.oom_retries_ = 0
         self.compile_s_: float | None = None
@@ -170,10 +185,33 @@ class PipelinedRunner(ModelRunner):
         """uint8 (B, 3, H, W) of a Batch or EncodedBatch (decoded on the device)."""
         if not isinstance(batch, EncodedBatch):
             return batch.images
-        jpegs = [e for e in batch.encoded if e is not None]
-        gpu = iter(gpu_crops(jpegs, self.cfg, self.device) if jpegs else [])
-        return torch.stack([next(gpu) if e is not None else d.to(self.device, non_blocking=True)
-                            for e, d in zip(batch.encoded, batch.decoded)])
+        jpegs = batch.jpegs()
+        try:
+            crops = gpu_crops(jpegs, self.cfg, self.device) if jpegs else []
+        except RuntimeError:  # one bad file fails the whole batch: decode one by one
+            crops = [self._decode_one(j) for j in jpegs]
+        crops = iter(crops)
+        images, keep = [], []
+        for k, (span, d) in enumerate(zip(batch.spans, batch.decoded)):
+            im = next(crops) if span is not None else d.to(self.device, non_blocking=True)
+            if isinstance(im, str):
+                batch.errors.append((int(batch.indices[k]), im))
+            else:
+                images.append(im)
+                keep.append(k)
+        if len(keep) < len(batch.spans):
+            batch.indices = batch.indices[keep]
+        return torch.stack(images) if images else None
+
+    def _decode_one(self, jpeg: torch.Tensor) -> torch.Tensor | str:
+        """One JPEG on the GPU, else the CPU decoder; the reason if both fail."""
+        try:
+            return gpu_crops([jpeg], self.cfg, self.device)[0]
+        except RuntimeError:
+            try:
+                return load_crop(jpeg.numpy().tobytes(), self.cfg).to(self.device)
+            except DecodeError as exc:
+                return str(exc)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
@@ -184,7 +222,10 @@ class PipelinedRunner(ModelRunner):
         if len(batch.indices) == 0:
             return None
         with torch.inference_mode():
-            logits = self._forward_backing_off(self._images(batch))
+            images = self._images(batch)
+            if images is None:
+                return None
+            logits = self._forward_backing_off(images)
             if self.device.type != "cuda":
                 return logits, None
             host = torch.empty(logits.shape, dtype=logits.dtype, pin_memory=True)
