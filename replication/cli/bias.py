@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 
-DEFAULT_METHODS = "naive,jackknife"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -17,8 +16,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     # defaults resolved in run() (replication.study imports pandas; --help stays fast)
     p.add_argument("--reference", help="reference dataset id (default imagenet-val)")
     p.add_argument("--replication", help="replication dataset id (default imagenetv2-matched-frequency)")
-    p.add_argument("--methods", default=DEFAULT_METHODS,
-                   help=f"comma-separated adjustment methods (default {DEFAULT_METHODS})")
+    p.add_argument("--methods",
+                   help="comma-separated adjustment methods: naive, jackknife, betabinomial, npmle (default: all; "
+                        "a default method that cannot be fitted on the data is left out with a warning)")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="B", help="bootstrap replicates (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (default 0)")
     p.add_argument("--jackknife-d", type=int, default=1, metavar="D",
@@ -38,13 +38,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from replication.errors import InputError
     from replication.estimators.results import SELECTION_AWARE, SelectionBiasEstimator, check_methods
-    from replication.io import load_annotations, load_correctness, write_json, write_table
+    from replication.io import check_writable, load_annotations, load_correctness, write_outputs
     from replication.io.tables import DATASET_IDS, check_dataset_ids
     from replication.study import DEFAULT_REFERENCE, DEFAULT_REPLICATION
 
     reference = args.reference or DEFAULT_REFERENCE
     replication = args.replication or DEFAULT_REPLICATION
-    methods = check_methods(args.methods)
+    from replication.estimators import METHODS
+
+    methods = check_methods(args.methods or ",".join(METHODS))
     if args.bootstrap < 0:
         raise InputError(f"--bootstrap must be >= 0, got {args.bootstrap}")
     for flag, value in (("--reference", reference), ("--replication", replication)):
@@ -54,21 +56,24 @@ def run(args: argparse.Namespace) -> int:
     if args.selection_edges is not None:
         edges = _selection_edges(args.selection_edges)
         options.update({m: {"selection_edges": edges} for m in SELECTION_AWARE if m in methods})
+    for path in (args.json, args.weights_out):
+        if path:
+            check_writable(path)
     annotations = load_annotations(args.annotations)
     check_dataset_ids(annotations, args.annotations)
     correctness = load_correctness(args.correct)
     check_dataset_ids(correctness, args.correct)
     estimator = SelectionBiasEstimator(methods, n_bootstrap=args.bootstrap, stratify=not args.no_stratify,
-                                       random_state=args.seed, method_options=options or None)
+                                       random_state=args.seed, method_options=options or None,
+                                       on_fit_error="raise" if args.methods else "skip")
     results = estimator.fit(annotations, correctness, reference=reference, replication=replication,
                             annotations_path=str(args.annotations), correctness_path=str(args.correct))
-    payload = results.to_dict()
-    weights = results.weights_frame() if args.weights_out else None
-    if weights is not None:
-        write_table(args.weights_out, weights)
-    write_json(args.json, payload)
+    outputs = {args.json: results.to_dict()}
+    if args.weights_out:
+        outputs[args.weights_out] = results.weights_frame()
+    write_outputs(outputs)  # both or neither
     summary = results.summary()
-    print("\n".join([*summary.notes, f"wrote {args.json}"]))
+    print("\n".join([*summary.notes, *(f"wrote {path}" for path in outputs)]))
     return 0
 
 

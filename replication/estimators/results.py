@@ -95,8 +95,9 @@ class BiasResults:
     def __init__(self, *, model: "SelectionBiasEstimator", study: StudyData, methods: tuple[str, ...],
                  point: Mapping[str, Adjusted], reference_accuracy: np.ndarray,
                  replication_accuracy: np.ndarray, bootstrap: BootstrapDistribution,
-                 reference: str, replication: str):
+                 reference: str, replication: str, skipped: Mapping[str, str] | None = None):
         self.model = model
+        self.skipped = dict(skipped or {})
         self.study = study
         self.methods = methods
         self.reference = reference
@@ -212,6 +213,7 @@ class BiasResults:
         for m, k in self.n_failed.items():
             if k:
                 notes.append(f"{m}: {k} bootstrap replicate(s) failed and were left out")
+        notes += [f"{m}: not fitted ({why})" for m, why in self.skipped.items()]
         return Summary("Selection-frequency bias: adjusted replication gaps", table=table, notes=notes,
                        float_format="8.2f")
 
@@ -250,7 +252,7 @@ class BiasResults:
         return {"reference": self.reference, "replication": self.replication, "models": models,
                 "summary": summary, "confidence_level": 1 - alpha, "n_bootstrap": self.n_bootstrap,
                 "n_images": {"reference": len(self.study.reference), "replication": len(self.study.replication)},
-                "bootstrap_failures": dict(self.n_failed)}
+                "bootstrap_failures": dict(self.n_failed), "skipped_methods": dict(self.skipped)}
 
 
 #: methods that model how the replication set was selected on k/n (option ``selection_edges``)
@@ -271,6 +273,11 @@ class SelectionBiasEstimator:
     stratify : bool, default=True
         Resample within classes when class ids are known.
     random_state : None, int or numpy.random.Generator, default=None
+    on_fit_error : {"raise", "skip"}, default="raise"
+        What a method that cannot be fitted on the data does (e.g. the
+        deconvolution methods with too few annotators): raise its
+        :class:`FitError`, or be left out, its reason kept in
+        ``BiasResults.skipped``.
     method_options : dict, default=None
         Keyword arguments per method, e.g. ``{"jackknife": {"d": 2}}``. The
         deconvolution methods' ``selection_edges`` defaults to the replication
@@ -279,12 +286,13 @@ class SelectionBiasEstimator:
 
     def __init__(self, methods: Sequence[str] = ("naive", "jackknife"), *, n_bootstrap: int = 1000,
                  confidence_level: float = 0.95, stratify: bool = True, random_state: Any = None,
-                 method_options: Mapping[str, Mapping[str, Any]] | None = None):
+                 on_fit_error: str = "raise", method_options: Mapping[str, Mapping[str, Any]] | None = None):
         self.methods = methods
         self.n_bootstrap = n_bootstrap
         self.confidence_level = confidence_level
         self.stratify = stratify
         self.random_state = random_state
+        self.on_fit_error = on_fit_error
         self.method_options = method_options
 
     def _estimate(self, name: str, table, replication: str) -> Adjusted:
@@ -318,8 +326,19 @@ class SelectionBiasEstimator:
                                           validate_correctness(correctness, correctness_path),
                                           reference=reference, replication=replication,
                                           annotations_path=annotations_path, correctness_path=correctness_path)
+        if self.on_fit_error not in ("raise", "skip"):
+            raise InputError(f"on_fit_error must be 'raise' or 'skip', got {self.on_fit_error!r}")
         table = study.levels()
-        point = {m: self._estimate(m, table, replication) for m in methods}
+        point, skipped = {}, {}
+        for m in methods:
+            try:
+                point[m] = self._estimate(m, table, replication)
+            except FitError as exc:
+                if self.on_fit_error == "raise" or len(skipped) == len(methods) - 1:
+                    raise
+                skipped[m] = str(exc)
+                log.warning("%s left out: %s", m, exc)
+        methods = tuple(m for m in methods if m not in skipped)
         for m, adj in point.items():
             if np.isnan(adj.accuracy).any():
                 raise FitError(f"method {m!r} gives no estimate: no reference image shares an observed "
@@ -341,7 +360,7 @@ class SelectionBiasEstimator:
         results = BiasResults(model=self, study=study, methods=methods, point=point,
                               reference_accuracy=table.reference_accuracy(),
                               replication_accuracy=table.replication_accuracy(), bootstrap=boot,
-                              reference=reference, replication=replication)
+                              reference=reference, replication=replication, skipped=skipped)
         for m, k in results.n_failed.items():
             if k:
                 log.warning("%s: %d of %d bootstrap replicates gave no estimate; intervals use the rest",
