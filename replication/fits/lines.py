@@ -24,6 +24,7 @@ from scipy import special, stats
 
 from replication.bootstrap import resample_counts
 from replication.errors import FitError, InputError
+from replication.io.tables import require_columns
 from replication.summary import Summary
 
 log = logging.getLogger(__name__)
@@ -87,8 +88,7 @@ def select_models(df: pd.DataFrame, *, where: dict[str, Sequence[str]] | None = 
     """
     keep = np.ones(len(df), dtype=bool)
     for col, values in (where or {}).items():
-        if col not in df.columns:
-            raise InputError(f"{source}: filter column {col!r} not found; columns are {', '.join(map(str, df.columns))}")
+        require_columns(source, df, [col], what="filter column")
         keep &= df[col].astype(str).isin([str(v) for v in values]).to_numpy()
     if exclude_substrings:
         if model_col not in df.columns:
@@ -129,10 +129,7 @@ def clean_columns(df: pd.DataFrame, columns: Sequence[str], *, dropna: bool = Fa
     unless ``dropna`` is set: then those rows are dropped and logged (a blank
     cell in a results table means "not evaluated").
     """
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise InputError(f"{source}: column(s) {', '.join(missing)} not found; columns are "
-                         f"{', '.join(str(c) for c in df.columns if c != ROW_COL)}")
+    require_columns(source, df.drop(columns=[ROW_COL], errors="ignore"), columns)
     cols = list(columns)
     values = df[cols].apply(pd.to_numeric, errors="coerce")
     not_number = (values.isna() & df[cols].notna()).any(axis=1).to_numpy()

@@ -69,10 +69,18 @@ def _fail(path: str | os.PathLike, mask: np.ndarray, what: str, df: pd.DataFrame
     raise InputError(f"{path}: {_rows(mask)}{ids}: {what}")
 
 
-def _require_columns(path, df: pd.DataFrame, cols) -> None:
+def name_list(names, limit: int = 10) -> str:
+    """``a, b, c`` -- the first ``limit`` names, then ``(+N more)``."""
+    names = [str(n) for n in names]
+    more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def require_columns(path, df: pd.DataFrame, cols, what: str = "column(s)") -> None:
+    """Fail with one line naming the missing ``cols`` and (some of) the columns present."""
     missing = [c for c in cols if c not in df.columns]
     if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, df.columns))}")
+        raise InputError(f"{path}: missing {what} {name_list(missing)} (not found; the table has {name_list(df.columns)})")
 
 
 def _integer_column(path, df: pd.DataFrame, col: str) -> np.ndarray:
@@ -101,7 +109,7 @@ def check_dataset_ids(df: pd.DataFrame, path: str | os.PathLike, known: tuple[st
 
 def validate_annotations(df: pd.DataFrame, path: str | os.PathLike = "<annotations>") -> pd.DataFrame:
     """Check an annotation table and return a clean copy with int64 counts."""
-    _require_columns(path, df, ANNOTATION_COLUMNS)
+    require_columns(path, df, ANNOTATION_COLUMNS)
     if len(df) == 0:
         raise InputError(f"{path}: the annotation table has no rows")
     out = df.copy()
@@ -129,7 +137,7 @@ def model_columns(df: pd.DataFrame) -> list[str]:
 
 def validate_correctness(df: pd.DataFrame, path: str | os.PathLike = "<correctness>") -> pd.DataFrame:
     """Check a correctness matrix and return a copy with int8 0/1 model columns."""
-    _require_columns(path, df, CORRECTNESS_KEYS)
+    require_columns(path, df, CORRECTNESS_KEYS)
     if len(df) == 0:
         raise InputError(f"{path}: the correctness matrix has no rows")
     models = model_columns(df)
@@ -157,7 +165,7 @@ def validate_accuracy_table(df: pd.DataFrame, path: str | os.PathLike = "<accura
                             columns: tuple[str, ...] = ()) -> pd.DataFrame:
     """Check an accuracy table: unique ``model`` ids and, for each column in
     ``columns``, numeric percentages in [0, 100] (NaN is reported)."""
-    _require_columns(path, df, ("model", *columns))
+    require_columns(path, df, ("model", *columns))
     if len(df) == 0:
         raise InputError(f"{path}: the accuracy table has no rows")
     out = df.copy()
