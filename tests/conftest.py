@@ -21,3 +21,16 @@ def reference_dir() -> Path:
             pytest.fail(msg + " -- required under CI=true")
         pytest.skip(msg)
     return REFERENCE
+
+
+@pytest.fixture
+def run(capsys):
+    """Call the ``replication`` entry point in-process: ``run(*argv)`` returns
+    (exit code, stdout, stderr)."""
+    from replication.cli import main
+
+    def _run(*argv):
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+    return _run

@@ -13,20 +13,6 @@ from scipy import stats
 import replication.cli as cli
 from replication.fits.importers import TIMM_RESULTS, import_timm
 
-MINE = {"lines": "lines", "import-results": "import_results", "scaling": "scaling", "accuracy": "accuracy"}
-
-
-@pytest.fixture
-def run(monkeypatch, capsys):
-    """Call the real ``replication`` entry point with only this area's commands
-    registered; returns (exit code, stdout, stderr)."""
-    monkeypatch.setattr(cli, "COMMANDS", MINE)
-
-    def _run(*argv):
-        code = cli.main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-    return _run
 
 
 @pytest.fixture(scope="module")

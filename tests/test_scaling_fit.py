@@ -9,23 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import replication.cli as cli
 from replication.errors import FitError, InputError
 from replication.fits.scaling import (Conversions, ErrorTrendFit, ScalingFit, backtest, best_of_year,
                                  pareto_frontier)
 
-MINE = {"lines": "lines", "import-results": "import_results", "scaling": "scaling", "accuracy": "accuracy"}
-
-
-@pytest.fixture
-def run(monkeypatch, capsys):
-    monkeypatch.setattr(cli, "COMMANDS", MINE)
-
-    def _run(*argv):
-        code = cli.main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-    return _run
 
 
 def _power_law(rng, n=40, slope=-0.11, intercept=1.2, noise=0.03):
