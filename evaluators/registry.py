@@ -254,23 +254,29 @@ def torchscript_model(model_id: str, weights: str | None = None, download: bool 
     return LoadedModel(output_name(model_id), module, cfg, prov)
 
 
+def model_factory(model_id: str) -> Callable[..., LoadedModel]:
+    """The factory that builds ``model_id`` (called as ``factory(weights=, download=)``);
+    an unknown id fails here, before any data is read."""
+    import functools
+
+    import torchvision
+
+    if model_id in _REGISTRY:
+        return _REGISTRY[model_id]
+    for prefix, build in (("timm/", timm_model), ("torchscript:", torchscript_model)):
+        if model_id.startswith(prefix):
+            return functools.partial(build, model_id)
+    if model_id.partition(".")[0] in torchvision.models.list_models(module=torchvision.models):
+        return functools.partial(torchvision_model, model_id)
+    raise InputError(f"unknown model {model_id!r}: not registered ({', '.join(sorted(_REGISTRY))}), "
+                     "not a torchvision classifier, not timm/<name> or torchscript:<path>")
+
+
 def create_model(model_id: str, *, weights: str | None = None, download: bool = False,
                  preprocess: dict | None = None) -> LoadedModel:
     """Build ``model_id`` in eval mode with its preprocessing; ``preprocess``
     overrides single fields (None values ignored)."""
-    import torchvision
-
-    if model_id in _REGISTRY:
-        lm = _REGISTRY[model_id](weights=weights, download=download)
-    elif model_id.startswith("timm/"):
-        lm = timm_model(model_id, weights, download)
-    elif model_id.startswith("torchscript:"):
-        lm = torchscript_model(model_id, weights, download)
-    elif model_id.partition(".")[0] in torchvision.models.list_models(module=torchvision.models):
-        lm = torchvision_model(model_id, weights, download)
-    else:
-        raise InputError(f"unknown model {model_id!r}: not registered ({', '.join(sorted(_REGISTRY))}), "
-                         "not a torchvision classifier, not timm/<name> or torchscript:<path>")
+    lm = model_factory(model_id)(weights=weights, download=download)
     if preprocess:
         lm.preprocess = lm.preprocess.replace(**preprocess)
     lm.module.eval()

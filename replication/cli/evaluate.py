@@ -75,7 +75,9 @@ def pair_with_datasets(values: list[str], datasets: list[str], flag: str) -> dic
 def run(args) -> int:
     from evaluators.datasets import open_dataset
     from evaluators.distributed import DatasetSpec, GridOptions, run_grid, torchrun_shard
+    from evaluators.engine import resolve_device
     from evaluators.manifests import check_dataset
+    from evaluators.registry import model_factory
 
     if len(set(args.dataset)) != len(args.dataset):
         raise InputError("--dataset: each dataset once")
@@ -83,6 +85,9 @@ def run(args) -> int:
         raise InputError("--weights FILE applies to a single --model (only --weights random applies to several)")
     if args.max_errors < 0:
         raise InputError("--max-errors must be >= 0")
+    for model_id in args.model:  # unknown models and devices fail before any data is read
+        model_factory(model_id)
+    resolve_device(args.device)
     roots = pair_with_datasets(args.root, args.dataset, "--root")
     labels = pair_with_datasets(args.labels, args.dataset, "--labels")
     layouts = pair_with_datasets(args.layout, args.dataset, "--layout")
