@@ -157,8 +157,11 @@ class PipelinedRunner(ModelRunner):
     def _forward(self, images: torch.Tensor) -> torch.Tensor:
         """float32 logits on the device for uint8 images (host or device)."""
         n = len(images)
-        if self.compiled and self.batch_size and n < self.batch_size:
-            pad = images.new_zeros((self.batch_size - n, *images.shape[1:]))
+        full = n
+        if self.compiled and self.batch_size:  # one static shape: the batch size, or the size OOM left
+            full = min(self.batch_size, self.max_batch_ or self.batch_size)
+        if n < full:
+            pad = images.new_zeros((full - n, *images.shape[1:]))
             images = torch.cat([images, pad.to(images.device)])
         x = self.normalize(images)
         if self.precision == "fp32":
@@ -188,6 +191,8 @@ class PipelinedRunner(ModelRunner):
         jpegs = batch.jpegs()
         try:
             crops = gpu_crops(jpegs, self.cfg, self.device) if jpegs else []
+        except torch.OutOfMemoryError:
+            raise
         except RuntimeError:  # one bad file fails the whole batch: decode one by one
             crops = [self._decode_one(j) for j in jpegs]
         crops = iter(crops)
