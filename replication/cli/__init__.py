@@ -12,6 +12,7 @@ import importlib
 import logging
 import os
 import sys
+import warnings
 
 from replication.errors import FitError, InputError
 
@@ -56,16 +57,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for name in ("replication", "evaluators"):
         logging.getLogger(name).setLevel(logging.DEBUG if args.debug else logging.INFO)
-    try:
-        return int(args.func(args) or 0)
-    except (InputError, FitError, OSError, ModuleNotFoundError) as exc:
-        if args.debug or os.environ.get("REPLICATION_DEBUG"):
-            raise
-        print(f"replication {args.command}: error: {_one_line(exc)}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"replication {args.command}: interrupted", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():  # restores warnings.showwarning when the command ends
+        if not args.debug:  # warnings as one line each, without source paths
+            warnings.showwarning = lambda message, category, *_, **__: print(
+                f"replication {args.command}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+        try:
+            return int(args.func(args) or 0)
+        except (InputError, FitError, OSError, ModuleNotFoundError) as exc:
+            if args.debug or os.environ.get("REPLICATION_DEBUG"):
+                raise
+            print(f"replication {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print(f"replication {args.command}: interrupted", file=sys.stderr)
+            return 130
 
 
 #: optional dependencies -> the extra that installs them
