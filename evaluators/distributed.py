@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from evaluators.cache import CACHE_CHUNK, CACHE_MODES, CropCache, group_by_crop_key
@@ -38,7 +38,8 @@ BACKENDS = ("local", "ray")
 @dataclass(frozen=True)
 class DatasetSpec:
     """How to open one dataset copy (see :func:`evaluators.datasets.open_dataset`)
-    and the manifest check already made of it."""
+    and the manifest check already made of it. ``source``: the reader when
+    already open in this process (not sent to Ray workers, which reopen it)."""
 
     dataset: str
     root: str
@@ -46,10 +47,13 @@ class DatasetSpec:
     labels: str | None = None
     split: str | None = None
     manifest_check: dict | None = None
+    source: object = field(default=None, compare=False, repr=False)
 
     def open(self):
         from evaluators.datasets import open_dataset
 
+        if self.source is not None:
+            return self.source
         return open_dataset(self.dataset, self.root, layout=self.layout, labels=self.labels, split=self.split)
 
 
@@ -176,6 +180,7 @@ def _run_ray(units, opts: GridOptions, address: str | None) -> list[dict]:
         opts_r = GridOptions(**{**asdict(opts), "engine": {**opts.engine, "progress": False}})
         refs = []
         for ds, ids in units:
+            ds = replace(ds, source=None)
             if opts.cache == "disk" and len(ids) > 1:
                 filled = ray.remote(num_cpus=1, max_retries=0)(fill_cache).remote(ds, ids[0], opts_r)
                 refs += [task.remote(ds, [m], opts_r, filled) for m in ids]
