@@ -109,8 +109,8 @@ def run(args) -> int:
     shard, barrier, device = torchrun_shard(args.device)
     if shard[1] > 1 and (args.backend != "local" or args.cache != "none"):
         raise InputError("under torchrun use the local backend without --cache (each process scores a shard)")
-    specs = [DatasetSpec(ds, roots[ds], layouts.get(ds, "auto"), labels.get(ds), args.split, checks[ds].to_dict())
-             for ds in args.dataset]
+    specs = [DatasetSpec(ds, roots[ds], layouts.get(ds, "auto"), labels.get(ds), args.split, checks[ds].to_dict(),
+                         sources[ds]) for ds in args.dataset]
     opts = GridOptions(out=args.out, weights=args.weights, download=args.download,
                        overrides={k: v for k, v in overrides.items() if v is not None}, cache=args.cache,
                        cache_dir=args.cache_dir,
