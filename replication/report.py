@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from replication.io.atomic import _jsonable, write_text
@@ -22,6 +23,10 @@ from replication.io.atomic import _jsonable, write_text
 REPORT_NAME = "report.html"
 #: tables longer than this are collapsed behind a "Show" toggle
 COLLAPSE_ROWS = 25
+#: decimals of percentage points and accuracies in percent
+POINTS = 2
+#: most decimals a float column gets when the table does not say
+MAX_DECIMALS = 4
 
 _CSS = """
 body{font-family:-apple-system,"DejaVu Sans",Helvetica,Arial,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
@@ -52,12 +57,14 @@ class ReportFigure:
 @dataclass
 class Report:
     """The content of the page, in order: headline numbers (``headline_numbers``
-    then each figure's), extra tables, figures, provenance of the inputs."""
+    then each figure's), extra tables, figures, provenance of the inputs.
+    ``tables`` holds ``(title, frame)`` or ``(title, frame, decimals)``, the
+    decimals of every float column (see :func:`table_html`)."""
 
     title: str
     intro: str
     figures: list[ReportFigure] = field(default_factory=list)
-    tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+    tables: list[tuple] = field(default_factory=list)
     inputs: list[dict] = field(default_factory=list)
     command: str = ""
     headline_numbers: dict[str, str] = field(default_factory=dict)
@@ -83,21 +90,22 @@ class Report:
         if self.command:
             parts.append(f"<p class=\"cap\">Made by <code>{_e(self.command)}</code></p>")
         toc = ["<li><a href=\"#headline\">Headline numbers</a></li>"]
-        toc += [f"<li><a href=\"#table-{i}\">{_e(t)}</a></li>" for i, (t, _) in enumerate(self.tables)]
+        toc += [f"<li><a href=\"#table-{i}\">{_e(t[0])}</a></li>" for i, t in enumerate(self.tables)]
         toc += [f"<li><a href=\"#fig-{_e(f.name)}\">{_e(f.data.get('title', f.name))}</a>"
                 + (" <span class=\"sim\">(simulated)</span>" if f.data.get("simulated") else "") + "</li>"
                 for f in self.figures]
         toc.append("<li><a href=\"#inputs\">Inputs and provenance</a></li>")
         parts.append("<nav><ul>" + "".join(toc) + "</ul></nav>")
         parts.append("<h2 id=\"headline\">Headline numbers</h2>" + table_html(self.headline()))
-        for i, (title, frame) in enumerate(self.tables):
-            body = table_html(frame)
+        for i, (title, frame, *decimals) in enumerate(self.tables):
+            body = table_html(frame, decimals=decimals[0] if decimals else None)
             if len(frame) > COLLAPSE_ROWS:
                 body = f"<details><summary>Show the {len(frame)} rows</summary>{body}</details>"
             parts.append(f"<h2 id=\"table-{i}\">{_e(title)}</h2>" + body)
         for f in self.figures:
             parts.append(_figure_html(f))
-        parts.append("<h2 id=\"inputs\">Inputs and provenance</h2>" + inputs_html(self.all_inputs()))
+        parts.append("<h2 id=\"inputs\">Inputs and provenance</h2>" + inputs_html(self.all_inputs())
+                     + notes_html({f.name: f.data.get("notes", []) for f in self.figures}))
         parts.append("</body></html>\n")
         return "\n".join(parts)
 
@@ -110,22 +118,41 @@ def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _format(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
+def column_decimals(values: pd.Series) -> int:
+    """Fewest decimals (at most :data:`MAX_DECIMALS`) that show every finite
+    value of a float column as given, so a column rounded upstream is shown
+    as rounded, with one number of decimals throughout."""
+    v = values.to_numpy(float)
+    v = v[np.isfinite(v)]
+    for d in range(MAX_DECIMALS):
+        if np.allclose(np.round(v, d), v, rtol=0, atol=1e-9 * max(1.0, float(np.abs(v).max(initial=0)))):
+            return d
+    return MAX_DECIMALS
+
+
+def _format(value: Any, decimals: int | None) -> str:
+    if isinstance(value, (float, np.floating)):
+        if np.isnan(value):
+            return ""
+        return f"{value:.4g}" if decimals is None else f"{value:.{decimals}f}"
     return str(value)
 
 
-def table_html(frame: pd.DataFrame, max_rows: int = 200) -> str:
-    """An HTML table of ``frame`` (text columns left-aligned, floats to 4
-    significant digits); rows beyond ``max_rows`` are counted, not shown."""
+def table_html(frame: pd.DataFrame, max_rows: int = 200, decimals: int | None = None) -> str:
+    """An HTML table of ``frame``: text columns left-aligned, every float
+    column with ``decimals`` decimals (default: per column, the fewest that
+    show its values as given, at most :data:`MAX_DECIMALS`); rows beyond
+    ``max_rows`` are counted, not shown."""
     if frame.empty:
         return "<p class=\"cap\">(none)</p>"
-    text_cols = {c for c in frame.columns if frame[c].dtype == object}
+    text_cols = {c for c in frame.columns
+                 if not pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c])}
+    places = {c: (column_decimals(frame[c]) if decimals is None else decimals) for c in frame.columns
+              if pd.api.types.is_float_dtype(frame[c])}
     head = "".join(f"<th class=\"{'l' if c in text_cols else ''}\">{_e(c)}</th>" for c in frame.columns)
     body = []
     for row in frame.head(max_rows).itertuples(index=False):
-        cells = "".join(f"<td class=\"{'l' if c in text_cols else ''}\">{_e(_format(v))}</td>"
+        cells = "".join(f"<td class=\"{'l' if c in text_cols else ''}\">{_e(_format(v, places.get(c)))}</td>"
                         for c, v in zip(frame.columns, row))
         body.append(f"<tr>{cells}</tr>")
     more = f"<p class=\"cap\">{len(frame) - max_rows} more rows in the JSON</p>" if len(frame) > max_rows else ""
@@ -147,6 +174,14 @@ def inputs_html(records: list[dict]) -> str:
     return ("<table class=\"inputs\"><colgroup><col style=\"width:34%\"><col style=\"width:9%\"><col></colgroup>"
             "<thead><tr><th class=\"l\">path (under the reference folder)</th><th>bytes</th><th class=\"l\">sha256</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def notes_html(notes: dict[str, list[str]]) -> str:
+    """What was noted while reading the inputs (known data quirks), per figure."""
+    items = [f"<li><code>{_e(name)}</code>: {_e(line)}</li>" for name, lines in notes.items() for line in lines]
+    if not items:
+        return ""
+    return f"<h3>Notes on the inputs</h3><ul class=\"cap\">{''.join(items)}</ul>"
 
 
 def _figure_html(f: ReportFigure) -> str:
@@ -188,25 +223,42 @@ def reference_report(reference_dir: str | os.PathLike, out_dir: str | os.PathLik
         figures=figs, command=f"replication report --reference {reference_dir} --out {out_dir}")
 
 
-def study_figures(study: Any, results: Any, out_dir: str | os.PathLike) -> list[ReportFigure]:
-    """The Engstrom-style figures of a simulated study and its bias results,
-    saved into ``out_dir`` (PNG, PDF, JSON) and returned for embedding."""
+def study_figures(study: Any, results: Any, out_dir: str | os.PathLike) -> list[Any]:
+    """The figures of a simulated study and its bias results (per-model gaps,
+    selection bins, Engstrom-style histograms, f(s), adjusted accuracy,
+    jackknife), saved into ``out_dir`` (PNG, PDF, JSON); returns the
+    :class:`~replication.figures.SavedFigure` of each, in report order."""
     from replication.figures import describe, mark_simulated, save_figure, style
     from replication.figures import engstrom2020 as eng
 
     note = "the demo's simulated replication study (truth known)"
     paper = "Engstrom et al. 2020 style, on the demo's simulated study"
-    ann = study.annotations
-    hist_sets = []
-    for ds in (results.reference, results.replication):
-        part = ann[ann["dataset"] == ds]
-        hist_sets.append((f"simulated {ds}", part["n_selected"].to_numpy(), part["n_annotators"].to_numpy()))
+    table = results.study.levels()
     drawn = []
     with style():
-        fig, numbers = eng.draw_histograms(hist_sets)
+        fig, numbers = eng.draw_gaps(results, study.truth)
+        drawn.append(("demo_gaps", "Per-model gaps: raw, adjusted by each method, and the truth", fig,
+                      {"numbers": numbers, "caption": "Each model's gap (reference minus replication accuracy) "
+                                                      "against its reference accuracy: raw (grey), adjusted by each "
+                                                      "method with its 95% bootstrap interval, and the simulated true "
+                                                      "gap (black line)."}))
+        fig, numbers = eng.draw_selection(study)
+        drawn.append(("demo_selection", "Matched on observed k/n, not on true selection frequency", fig,
+                      {"numbers": numbers, "caption": "Left: share of images in each of Recht et al.'s "
+                                                      "MatchedFrequency bins of k/n, which the replication set "
+                                                      "matches by construction. Right: the true selection frequencies "
+                                                      "differ, because a candidate pool of lower s lands in a bin "
+                                                      "through annotation noise."}))
+        true_s = tuple(study.images.loc[study.images["dataset"] == ds, "true_s"].to_numpy()
+                       for ds in (results.reference, results.replication))
+        n = "/".join(str(int(v)) for v in np.unique(table.n))
+        panels = eng.study_panels(table, (f"simulated {results.reference} (n = {n})",
+                                          f"simulated {results.replication} (n = {n})"),
+                                  selection_edges=eng.selection_edges_for(results.replication), true_s=true_s)
+        fig, numbers = eng.draw_histograms(panels)
         drawn.append(("demo_histograms", "Selection frequencies: observed k/n with fitted priors", fig,
-                      {"numbers": numbers, "caption": "Bars: share of images at each observed k/n; markers: the "
-                                                      "fitted marginal under each prior; below: the fitted priors g(s)."}))
+                      {"numbers": numbers, "caption": eng.HISTOGRAM_CAPTION, "table": eng.histogram_table(numbers),
+                       "headline": eng.histogram_headline(numbers)}))
         fig, out = eng.fs_figure(results.study, eng.chosen_models(results.reference_accuracy), truth=study)
         drawn.append(("demo_fs_curves", "Accuracy against selection frequency, f(s)", fig, out))
         fig, numbers = eng.draw_adjusted_vs_raw(results, truth=study.truth)
@@ -214,7 +266,7 @@ def study_figures(study: Any, results: Any, out_dir: str | os.PathLike) -> list[
                       {"numbers": numbers, "caption": f"Raw (grey) and {numbers['method']}-adjusted (blue, 95% "
                                                       "bootstrap CI) replication accuracy per model with both "
                                                       "least-squares lines; right: mean gap per method against the truth."}))
-        if results.study.levels().n.min() >= 2:      # the jackknife drops an annotator per image
+        if table.n.min() >= 2:      # the jackknife drops an annotator per image
             fig, out = eng.jackknife_figure(results.study, true_mean_adjusted=100 * float(
                 study.truth["adjusted_replication_accuracy"].mean()))
             drawn.append(("demo_jackknife", "Jackknife: the plug-in estimate against 1/n", fig, out))
@@ -223,15 +275,16 @@ def study_figures(study: Any, results: Any, out_dir: str | os.PathLike) -> list[
         mark_simulated(fig, note)
         data = describe(name, title, paper, {**out, "simulated": True, "inputs": []})
         saved.append(save_figure(fig, data, out_dir, name))
-    return [ReportFigure(s.name, s.png.read_bytes(), s.data) for s in saved]
+    return saved
 
 
 def demo_report(out_dir: str | os.PathLike, study: Any, results: Any, table: pd.DataFrame,
-                command: str = "replication demo") -> Report:
+                figures: list[Any] | None = None, command: str = "replication demo") -> Report:
     """A :class:`Report` of the demo's simulated study: the comparison with
-    the truth, per-model gaps, and the Engstrom-style figures (saved in
-    ``out_dir/figures``)."""
-    figs = study_figures(study, results, Path(out_dir) / "figures")
+    the truth, per-model gaps, and the figures of :func:`study_figures`
+    (``figures`` when already saved, else saved now in ``out_dir/figures``)."""
+    saved = study_figures(study, results, Path(out_dir) / "figures") if figures is None else figures
+    figs = [ReportFigure(s.name, s.png.read_bytes(), s.data) for s in saved]
     per_model = results.summary().table.reset_index()
     per_model.insert(1, "true gap", 100 * study.truth["gap"].reindex(per_model["model"]).to_numpy())
     means = results.mean_gap_conf_int()
@@ -245,17 +298,19 @@ def demo_report(out_dir: str | os.PathLike, study: Any, results: Any, table: pd.
              f"true shift). {len(results.study.reference):,} reference and {len(results.study.replication):,} "
              f"replication images, {len(results.reference_accuracy)} models, {cfg.n_annotators} annotators per image, "
              f"{results.n_bootstrap} bootstrap replicates. Nothing here is real data; the truth is known, so every "
-             "estimate can be checked. Gaps are in percentage points.")
+             "estimate can be checked. Gaps and accuracies are in percentage points, to 2 decimals.")
     return Report(title="Replication bias demo: how much of the accuracy drop is real?", intro=intro,
                   figures=figs, command=command, headline_numbers=headline,
-                  tables=[("Mean gap over models, by method, against the truth", table.reset_index()),
-                          ("Per-model gaps (percentage points, 95% bootstrap intervals)", per_model)])
+                  tables=[("Mean gap over models, by method, against the truth (percentage points)",
+                           table.reset_index(), POINTS),
+                          ("Per-model gaps (percentage points, 95% bootstrap intervals)", per_model, POINTS)])
 
 
-def write_demo_report(out_dir: str | os.PathLike, study: Any, results: Any, table: pd.DataFrame) -> Path:
+def write_demo_report(out_dir: str | os.PathLike, study: Any, results: Any, table: pd.DataFrame,
+                      figures: list[Any] | None = None) -> Path:
     """Write ``out_dir/report.html`` for a finished demo run (see
-    :func:`replication.cli.demo.run_demo`)."""
-    return demo_report(out_dir, study, results, table).write(Path(out_dir) / REPORT_NAME)
+    :func:`replication.cli.demo.run_demo`); ``figures`` as in :func:`demo_report`."""
+    return demo_report(out_dir, study, results, table, figures).write(Path(out_dir) / REPORT_NAME)
 
 
 def build_report(out_dir: str | os.PathLike, reference_dir: str | os.PathLike | None = None, *,

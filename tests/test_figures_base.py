@@ -9,7 +9,7 @@ import pytest
 
 from replication.errors import InputError
 from replication.figures import FIGURES, figure_bytes, generate_all, register_figure, render, save_figure
-from replication.figures._base import new_figure
+from replication.figures._base import data_notes, format_pvalue, new_figure
 from replication.figures._provenance import file_record
 
 
@@ -71,3 +71,29 @@ def test_file_record_reads_provenance(tmp_path):
     assert rec["sha256"] == hashlib.sha256(b"a,b\n1,2\n").hexdigest()
     assert rec["source"] == "Source: github.com/x/y @ abc"
     assert rec["provenance"] == "t.csv: copied verbatim"
+
+
+def test_data_notes_keeps_quirks_out_of_the_default_output(caplog):
+    import logging
+
+    quirk = logging.getLogger("replication.fits.importers")
+    caplog.set_level(logging.INFO)
+    with data_notes() as notes:
+        quirk.warning("file %s: one row missing", "a.csv")
+        logging.getLogger("replication.fits.lines").info("85 of 335 rows kept")
+        quirk.error("a real error")
+    assert notes == ["WARNING replication.fits.importers: file a.csv: one row missing",
+                     "INFO replication.fits.lines: 85 of 335 rows kept"]
+    shown = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert shown == [("ERROR", "a real error")]          # INFO level: the demoted quirks are not shown
+    caplog.clear()
+    caplog.set_level(logging.DEBUG)
+    with data_notes():
+        quirk.warning("again")
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [("DEBUG", "again")]
+    assert logging.getLogger("replication").propagate
+
+
+def test_format_pvalue():
+    assert [format_pvalue(p) for p in (0.5, 0.0123, 0.0004)] == ["p = 0.500", "p = 0.012", "p < 0.001"]
+    assert format_pvalue(0.0004, "") == "< 0.001" and format_pvalue(0.25, "") == "0.250"

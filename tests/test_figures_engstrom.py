@@ -7,10 +7,12 @@ import json
 import numpy as np
 import pytest
 
+from replication.deconvolution import Deconvolution
 from replication.estimators import METHODS
 from replication.estimators.naive import plug_in
 from replication.figures import generate_all
 from replication.figures import engstrom2020 as eng
+from replication.sampling import EDGES
 from replication.simulate import SimulationConfig, simulate
 from replication.study import StudyData
 
@@ -47,23 +49,54 @@ def test_placebo_numbers_equal_run_placebo(saved, reference_dir):
     assert got["raw"]["ci"][0] > 0
 
 
-def test_histogram_numbers_equal_the_priors(saved):
+def test_histogram_numbers_equal_the_selection_aware_fits(saved):
     data = saved["engstrom2020_histograms"][1]["numbers"]["datasets"]
     study = eng.simulated_study(0)
-    ref = study.annotations[study.annotations["dataset"] == study.config.reference]
-    k, n = ref["n_selected"].to_numpy(), ref["n_annotators"].to_numpy()
-    priors = eng.fit_priors(k, n)
-    got = data["simulated reference (n = 10)"]["priors"]
-    for name, prior in priors.items():
-        frac, mass = eng.expected_histogram(prior, n)
-        np.testing.assert_allclose(got[name]["expected_share"], mass, rtol=1e-9)
-        assert got[name]["loglik"] == pytest.approx(prior.loglik(k, n), rel=1e-9)
-    # observed shares and the fitted marginals agree within sampling error on data drawn from a Beta prior
-    obs = np.asarray(data["simulated reference (n = 10)"]["observed_share"])
-    fit = np.asarray(got["NPMLE"]["expected_share"])
-    assert np.all(np.abs(obs - fit) < 4 * np.sqrt(fit * (1 - fit) / len(k)) + 1e-3)
+    table = StudyData.from_tables(study.annotations, study.correctness).levels()
+    edges = eng.selection_edges_for(study.config.replication)
+    res = Deconvolution("npmle", selection_edges=edges).fit(table)
+    ref, rep = data["simulated reference (n = 10)"], data["simulated v2 MF (n = 10)"]
+    np.testing.assert_allclose(ref["priors"]["NPMLE"]["cell_mass"], res.g_ref, rtol=1e-9)
+    np.testing.assert_allclose(rep["priors"]["NPMLE"]["cell_mass"], res.g_rep, rtol=1e-9)
+    np.testing.assert_allclose(rep["priors"]["NPMLE"]["pool_cell_mass"], res.g_pool, rtol=1e-9)
+    _, share = eng.expected_histogram(res.pool_prior, table.n, table.k, table.rep_count, edges)
+    np.testing.assert_allclose(rep["priors"]["NPMLE"]["expected_share"], share, rtol=1e-9)
+    n_rep = rep["n_images"]
+    for panel in (ref, rep):
+        obs = np.asarray(panel["observed_share"])
+        for name, fit in panel["priors"].items():
+            # the markers sit on the bars within sampling error, and the chi-square agrees
+            exp = np.asarray(fit["expected_share"])[np.isin(fit["expected_k_over_n"], panel["k_over_n"])]
+            assert np.all(np.abs(obs - exp) < 4 * np.sqrt(exp * (1 - exp) / panel["n_images"]) + 1e-3), name
+            assert fit["gof_pvalue"] > 1e-3, name
+            # the fitted mean true s of the panel's images is the simulated one (plain priors fitted to the
+            # selected replication images give 0.80 against a true 0.706)
+            assert fit["mean_s"] == pytest.approx(panel["true_mean_s"], abs=0.015), name
+    assert rep["true_mean_s"] == pytest.approx(
+        study.images.loc[study.images["dataset"] == study.config.replication, "true_s"].mean(), rel=1e-12)
+    assert n_rep == 10_000
     real = data["REAL: ImageNet val, ReaL raters (n = 5)"]
     assert real["n_images"] == 24_889 and len(real["observed_share"]) == 6
+    headline = saved["engstrom2020_histograms"][1]["headline"]
+    assert headline["mean fitted true s (NPMLE), simulated v2 MF (n = 10)"].endswith("(truth 0.706)")
+
+
+def test_selection_model_keeps_bin_counts_and_reduces_to_the_plain_fit():
+    rng = np.random.default_rng(5)
+    n = rng.choice([8, 10], size=3000)
+    k = rng.binomial(n, rng.beta(3, 2, size=3000))
+    panel = eng.sample_panel("x", k, n)
+    fit = panel.fits["NPMLE"]
+    e = eng.expected_counts(fit.marginal, panel.n, panel.k, panel.counts, EDGES)
+    for g in np.unique(e["group"]):                     # each (n, bin) keeps its observed number of images
+        at = e["group"] == g
+        assert e["expected"][at].sum() == pytest.approx(e["observed"][at].sum(), rel=1e-9)
+    assert len(np.unique(e["group"])) == 2 * (len(EDGES) + 1)
+    plain = eng.goodness_of_fit(fit.marginal, panel.n, panel.k, panel.counts)
+    lib = fit.marginal.goodness_of_fit(panel.k, panel.n, panel.counts)
+    assert (plain.statistic, plain.dof) == pytest.approx((lib.statistic, lib.dof), rel=1e-12)
+    frac, share = eng.expected_histogram(fit.marginal, panel.n, panel.k, panel.counts, EDGES)
+    assert share.sum() == pytest.approx(1.0) and np.all(np.diff(frac) > 0)
 
 
 def test_adjusted_numbers_equal_the_estimator(saved):
@@ -105,6 +138,7 @@ def test_fs_curves_numbers(saved):
 
 
 @pytest.mark.filterwarnings("ignore::replication.sampling.ShortSampleWarning")   # a small pool leaves a class short
+@pytest.mark.filterwarnings("ignore:NPMLEPrior. EM did not converge")             # 400 selected images
 def test_figures_from_any_study(tmp_path):
     """The study-level functions work on a small simulated study with varying annotator counts."""
     cfg = SimulationConfig(n_classes=40, reference_per_class=20, candidates_per_class=60, replication_per_class=10,
@@ -115,7 +149,8 @@ def test_figures_from_any_study(tmp_path):
     assert out["numbers"]["true_mean_adjusted"] is None and len(out["numbers"]["drop"]) == 7
     fig2, out2 = eng.fs_figure(data, list(study.truth.index[:2]), prior="betabinomial")
     assert set(out2["numbers"]["models"]) == set(study.truth.index[:2])
-    ann = study.annotations
-    frac, share = eng.expected_histogram(eng.fit_priors(ann["n_selected"].to_numpy(), ann["n_annotators"].to_numpy())["NPMLE"],
-                                         ann["n_annotators"].to_numpy())
-    assert share.sum() == pytest.approx(1.0) and np.all(np.diff(frac) > 0)
+    table = data.levels()
+    panels = eng.study_panels(table, ("ref", "rep"))
+    fig3, numbers = eng.draw_histograms(panels)
+    assert (numbers["ref"]["n_images"], numbers["rep"]["n_images"]) == (table.ref_count.sum(), table.rep_count.sum())
+    assert set(numbers["rep"]["priors"]["NPMLE"]) >= {"pool_cell_mass", "gof_pvalue"}

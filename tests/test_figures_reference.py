@@ -120,3 +120,7 @@ def test_timm_numbers_equal_the_fit(figures, reference_dir):
     assert nums["line"]["slope"] == pytest.approx(line.to_dict(residuals=False)["slope"], rel=1e-12)
     assert nums["frontier_fit"]["exponent"] == pytest.approx(scaling.exponent, rel=1e-12)
     assert sum(nums["compute"]["frontier"]) == int(scaling.frontier_mask.sum())
+    # timm's known data quirks are kept in the JSON (the console shows them only with --debug)
+    notes = figures[0]["timm_scaling"]["notes"]
+    assert notes == [f"WARNING replication.fits.importers: {m}" for m in imported.messages] + notes[len(imported.messages):]
+    assert any("results-imagenet-a.csv: no row for 1 configuration" in n for n in notes)

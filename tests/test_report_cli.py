@@ -36,7 +36,11 @@ def test_figures_bad_input_writes_nothing(tmp_path, capsys):
 def test_report_without_reference_covers_the_demo(tmp_path, capsys):
     assert main(["report", "--out", str(tmp_path), "--bootstrap", "20", "--seed", "1"]) == 0
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
-    assert len(re.findall(r'src="data:image/png;base64,', page)) == 4
+    assert len(re.findall(r'src="data:image/png;base64,', page)) == 6
+    # gaps and accuracies in the demo's tables: two decimals throughout
+    tables = page[page.index('id="table-0"'):page.index('id="fig-')]
+    cells = re.findall(r"<td[^>]*>(-?[0-9.]+)</td>", tables)
+    assert cells and all(re.fullmatch(r"-?[0-9]+\.[0-9]{2}", c) for c in cells)
     assert "true mean gap (the simulated shift)" in page and "Simulated data" in page
     truth = json.loads((tmp_path / "study" / "truth.json").read_text())
     assert f"{100 * truth['summary']['mean_true_gap']:.2f} points" in page

@@ -39,3 +39,14 @@ def test_table_html_formats_and_truncates():
     frame = pd.DataFrame({"model": ["a", "b", "c"], "acc": [0.123456, 0.5, 1.0]})
     page = table_html(frame, max_rows=2)
     assert "0.1235" in page and ">c<" not in page and "1 more rows" in page
+
+
+def test_table_html_decimals_per_column():
+    frame = pd.DataFrame({"estimate": pd.Series(["raw", "naive"], dtype="str"), "gap": [11.8512, 3.6231],
+                          "rounded": [56.27, 42.5], "fine": [-0.033, 0.1], "p-value": ["< 0.001", "0.250"],
+                          "n": [3, 4]})
+    page = table_html(frame, decimals=2)
+    assert ">11.85<" in page and ">3.62<" in page and ">42.50<" in page and ">-0.03<" in page
+    page = table_html(frame)                            # default: each column as rounded upstream
+    assert ">11.8512<" in page and ">42.50<" in page and ">-0.033<" in page and ">0.100<" in page and ">3<" in page
+    assert '<td class="l">raw</td>' in page and '<td class="l">&lt; 0.001</td>' in page

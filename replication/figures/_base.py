@@ -7,8 +7,9 @@ registered with :func:`register_figure`. ``data`` is a JSON-able dict with
   by :func:`render`),
 - ``"numbers"``: the numbers drawn (points, fitted parameters, intervals),
 - optionally ``"simulated"`` (bool), ``"caption"`` (str), ``"headline"``
-  ({label: formatted value}, the few numbers a reader wants first) and
-  ``"table"`` (list of row dicts shown in the report).
+  ({label: formatted value}, the few numbers a reader wants first),
+  ``"table"`` (list of row dicts shown in the report) and ``"notes"`` (lines
+  on quirks of the inputs; :func:`render` adds what was logged).
 
 :func:`save_figure` writes ``NAME.png``, ``NAME.pdf`` and ``NAME.json``
 atomically and byte-for-byte reproducibly (Agg backend, fixed rcParams and dpi,
@@ -20,9 +21,10 @@ import io
 import logging
 import textwrap
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import matplotlib
 
@@ -113,6 +115,15 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 7.0, height: fl
         return plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False, **kw)
 
 
+def format_pvalue(p: float, prefix: str = "p") -> str:
+    """A p-value as text: ``"p = 0.042"`` (3 decimals), ``"p < 0.001"`` below
+    that; ``prefix=""`` gives ``"0.042"`` and ``"< 0.001"``."""
+    lead = f"{prefix} " if prefix else ""
+    if p < 0.001:
+        return f"{lead}< 0.001"
+    return f"{lead}= {p:.3f}" if prefix else f"{p:.3f}"
+
+
 def mark_simulated(fig: Figure, text: str) -> None:
     """Stamp a figure as drawn from simulated data (red text at the top,
     wrapped to the figure's width)."""
@@ -133,16 +144,55 @@ def check_inputs(spec: FigureSpec, reference_dir: str | os.PathLike) -> Path:
     return root
 
 
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.NOTSET)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def data_notes() -> Iterator[list[str]]:
+    """Collect what the ``replication`` loggers say while a figure is drawn.
+
+    INFO and WARNING records (known quirks of the reference data, e.g. a timm
+    configuration present in one results file only) are returned as lines
+    ``"LEVEL logger: message"`` for the figure's JSON and the report, and
+    passed on at DEBUG level only (``--debug`` shows them). Other records
+    are passed on unchanged, after the block.
+    """
+    top = logging.getLogger("replication")
+    handler, propagate = _Collect(), top.propagate
+    notes: list[str] = []
+    top.addHandler(handler)
+    top.propagate = False
+    try:
+        yield notes
+    finally:
+        top.removeHandler(handler)
+        top.propagate = propagate
+        for record in handler.records:
+            if logging.INFO <= record.levelno < logging.ERROR:
+                notes.append(f"{record.levelname} {record.name}: {record.getMessage()}")
+                record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            logger = logging.getLogger(record.name)
+            if logger.isEnabledFor(record.levelno):
+                logger.handle(record)
+
+
 def render(name: str, reference_dir: str | os.PathLike, **options) -> tuple[Figure, dict]:
     """Draw figure ``name`` from the reference folder; returns the Figure and
-    its data with ``inputs`` as provenance records (path, bytes, sha256, source)."""
+    its data with ``inputs`` as provenance records (path, bytes, sha256, source)
+    and ``notes``, what was logged while reading them (see :func:`data_notes`)."""
     if name not in FIGURES:
         raise InputError(f"unknown figure {name!r}; known: {', '.join(FIGURES)}")
     spec = FIGURES[name]
     root = check_inputs(spec, reference_dir)
-    with style():
+    with style(), data_notes() as notes:
         fig, data = spec.draw(root, **options)
-    return fig, describe(name, spec.title, spec.paper, data, root)
+    return fig, describe(name, spec.title, spec.paper, {**data, "notes": [*data.get("notes", []), *notes]}, root)
 
 
 def describe(name: str, title: str, paper: str, data: dict, root: str | os.PathLike | None = None) -> dict:
@@ -152,7 +202,7 @@ def describe(name: str, title: str, paper: str, data: dict, root: str | os.PathL
     return {"figure": name, "title": title, "paper": paper,
             "simulated": bool(data.get("simulated", False)), "caption": data.get("caption", ""),
             "headline": data.get("headline", {}), "table": data.get("table", []),
-            "inputs": records, "numbers": data["numbers"]}
+            "inputs": records, "notes": list(data.get("notes", [])), "numbers": data["numbers"]}
 
 
 @dataclass(frozen=True)

@@ -16,22 +16,25 @@ figure; the histogram figure adds the real ImageNet-ReaL votes.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from replication.deconvolution import Deconvolution
+from replication.deconvolution import Deconvolution, cell_edges, fit_priors
 from replication.estimators import METHODS
 from replication.estimators.jackknife import _mean_inverse_n, thin
 from replication.estimators.naive import plug_in
 from replication.estimators.results import BiasResults, SelectionBiasEstimator
-from replication.figures._base import PALETTE, mark_simulated, new_figure, register_figure
+from replication.figures._base import PALETTE, format_pvalue, mark_simulated, new_figure, register_figure
 from replication.figures._data import CORRECT_TOP1, REAL_VOTES, correctness, real_votes
 from replication.fits.lines import LineFit
-from replication.priors import BetaMixturePrior, NPMLEPrior
+from replication.priors._base import GoodnessOfFit, SelectionFrequencyPrior, _pool_cells
+from replication.sampling import EDGES, SELECTION_EDGES, frequency_bin
 from replication.simulate import SimulatedStudy, SimulationConfig, accuracy_curve, simulate
-from replication.study import StudyData
+from replication.study import LevelTable, StudyData
 
 PRESET = "engstrom2020"
 #: the methods compared, in this order, where registered
@@ -70,71 +73,242 @@ def true_curves(study: SimulatedStudy, s: np.ndarray) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- histograms + priors
-def fit_priors(k: np.ndarray, n: np.ndarray, *, random_state: int = 0) -> dict:
-    """Beta-mixture (K by BIC) and NPMLE priors fitted to one dataset's counts."""
-    return {"beta mixture": BetaMixturePrior(random_state=random_state).fit(k, n),
-            "NPMLE": NPMLEPrior(grid_size=501, max_iter=50_000).fit(k, n)}
+#: the priors drawn: Deconvolution's name -> label
+PRIOR_LABELS = {"betabinomial": "beta mixture", "npmle": "NPMLE"}
+#: cells of [0, 1] on which the fitted distributions are discretized (Deconvolution's default)
+N_CELLS = 100
+#: width of the bins in which the NPMLE's (spiky) distributions and the simulated truth are drawn
+COARSE_BIN = 0.05
 
 
-def expected_histogram(prior, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(k/n values, expected share of images) under ``prior`` for the images'
-    annotator counts ``n``: each distinct n contributes its share times the
-    fitted marginal of k."""
-    values, share = np.unique(n, return_counts=True)
-    frac = np.concatenate([np.arange(v + 1) / v for v in values])
-    mass = np.concatenate([c / len(n) * prior.marginal_k(v) for v, c in zip(values, share)])
-    order = np.argsort(frac, kind="stable")
-    frac, mass = frac[order], mass[order]
-    uniq, inv = np.unique(frac, return_inverse=True)
-    return uniq, np.bincount(inv, weights=mass)
+def selection_edges_for(replication: str) -> tuple[float, ...] | None:
+    """Bins of k/n within which the replication set ``replication`` was drawn
+    from its pool (:data:`replication.sampling.SELECTION_EDGES`; Recht et
+    al.'s MatchedFrequency bins for an unknown id)."""
+    return SELECTION_EDGES.get(replication, EDGES)
 
 
-def draw_histograms(datasets: list[tuple[str, np.ndarray, np.ndarray]], *, random_state: int = 0):
-    """One column per ``(label, k, n)``: observed share of images at each k/n
-    (bars) with the priors' fitted marginals (markers), and the fitted prior
-    densities g(s) below. Returns (Figure, numbers)."""
-    fig, axes = new_figure(2, len(datasets), width=4.3 * len(datasets), height=6.4, sharex=True)
+@dataclass(frozen=True)
+class PanelFit:
+    """One prior fitted for a histogram panel.
+
+    marginal : the fitted prior whose marginal of k is compared with the bars
+        (for selected images: the prior of their candidate POOL)
+    selection_edges : bins of k/n within which the images were drawn from that
+        pool, uniformly inside a bin (None: a random sample of it)
+    mass : ndarray of shape (N_CELLS,), the panel images' own true-s
+        distribution (cell masses; for selected images the deconvolution's g_rep)
+    pool_mass : ndarray of shape (N_CELLS,) or None, the pool's (selected images only)
+    """
+
+    marginal: SelectionFrequencyPrior
+    selection_edges: tuple[float, ...] | None
+    mass: np.ndarray
+    pool_mass: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class HistogramPanel:
+    """A column of the histogram figure: image counts at levels (n, k), shape
+    (L,) each, the priors fitted to them, and (simulations) the true s."""
+
+    label: str
+    n: np.ndarray
+    k: np.ndarray
+    counts: np.ndarray
+    fits: dict[str, PanelFit]
+    true_s: np.ndarray | None = None
+
+
+def _nonzero(n: np.ndarray, k: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    keep = np.asarray(counts) > 0
+    return np.asarray(n)[keep], np.asarray(k)[keep], np.asarray(counts, float)[keep]
+
+
+def study_panels(table: LevelTable, labels: tuple[str, str], *, selection_edges=EDGES,
+                 true_s: tuple[np.ndarray, np.ndarray] | None = None, random_state: int = 0) -> list[HistogramPanel]:
+    """The reference and replication panels of a study from one
+    :class:`~replication.deconvolution.Deconvolution` fit per prior: the
+    reference images are a random sample (g_ref); the replication images were
+    selected on their noisy k/n within ``selection_edges`` (their k histogram
+    is compared with the pool prior's marginal under that selection, their
+    true-s distribution is g_rep). ``true_s``: (reference, replication) true
+    frequencies of a simulation."""
+    results = {name: Deconvolution(name, n_cells=N_CELLS, selection_edges=selection_edges,
+                                   random_state=random_state).fit(table) for name in PRIOR_LABELS}
+    ref = HistogramPanel(labels[0], *_nonzero(table.n, table.k, table.ref_count),
+                         {PRIOR_LABELS[p]: PanelFit(r.ref_prior, None, r.g_ref) for p, r in results.items()},
+                         None if true_s is None else np.asarray(true_s[0]))
+    rep = HistogramPanel(labels[1], *_nonzero(table.n, table.k, table.rep_count),
+                         {PRIOR_LABELS[p]: PanelFit(r.pool_prior, selection_edges, r.g_rep, r.g_pool)
+                          for p, r in results.items()},
+                         None if true_s is None else np.asarray(true_s[1]))
+    return [ref, rep]
+
+
+def sample_panel(label: str, k: np.ndarray, n: np.ndarray, *, random_state: int = 0) -> HistogramPanel:
+    """A panel of images that are a random sample of their pool (per-image
+    ``k`` of ``n``), with priors from :func:`replication.deconvolution.fit_priors`."""
+    pairs, counts = np.unique(np.stack([np.asarray(n), np.asarray(k)], axis=1), axis=0, return_counts=True)
+    n_l, k_l = pairs[:, 0], pairs[:, 1]
+    edges = cell_edges(N_CELLS)
+    fits = {}
+    for name, shown in PRIOR_LABELS.items():
+        fit = fit_priors(n_l, k_l, counts[None].astype(float), name, edges, random_state=random_state)
+        fits[shown] = PanelFit(fit.pooled, None, fit.mass[0])
+    return HistogramPanel(label, n_l, k_l, counts.astype(float), fits)
+
+
+def expected_counts(prior: SelectionFrequencyPrior, n: np.ndarray, k: np.ndarray, counts: np.ndarray,
+                    selection_edges=None) -> dict[str, np.ndarray]:
+    """Observed and expected image counts at every level k = 0..n of each n
+    present (levels ``n``, ``k`` with ``counts``, shape (L,)), and each level's
+    group: its n, or (with ``selection_edges``) its n and selection bin.
+
+    Without selection, each n's images spread by the prior's marginal P(k | n).
+    With selection, each bin of k/n keeps its observed number of images (the
+    draw fixed it), spread within the bin by the marginal: the model the
+    deconvolution fits to selected images.
+    Returns arrays of shape (L_full,): ``n``, ``k``, ``observed``, ``expected``, ``group``.
+    """
+    out = {key: [] for key in ("n", "k", "observed", "expected", "group")}
+    for i, v in enumerate(np.unique(n)):
+        kk = np.arange(v + 1)
+        obs = np.zeros(v + 1)
+        at = n == v
+        np.add.at(obs, k[at], counts[at])
+        m = prior.marginal_k(v)
+        bins = np.zeros(v + 1, int) if selection_edges is None else frequency_bin(kk / v, tuple(selection_edges))
+        in_bin = np.bincount(bins, weights=m)[bins]
+        seen = np.bincount(bins, weights=obs)[bins]
+        out["n"].append(np.full(v + 1, v))
+        out["k"].append(kk)
+        out["observed"].append(obs)
+        out["expected"].append(seen * m / np.maximum(in_bin, 1e-300))
+        out["group"].append(i * (len(selection_edges or ()) + 1) + bins)
+    return {key: np.concatenate(val) for key, val in out.items()}
+
+
+def expected_histogram(prior: SelectionFrequencyPrior, n: np.ndarray, k: np.ndarray, counts: np.ndarray,
+                       selection_edges=None) -> tuple[np.ndarray, np.ndarray]:
+    """(k/n values, expected share of images) under ``prior`` (and the
+    selection model, see :func:`expected_counts`), merged over n."""
+    e = expected_counts(prior, n, k, counts, selection_edges)
+    frac, inv = np.unique(e["k"] / e["n"], return_inverse=True)
+    return frac, np.bincount(inv.reshape(-1), weights=e["expected"]) / e["expected"].sum()
+
+
+def goodness_of_fit(prior: SelectionFrequencyPrior, n: np.ndarray, k: np.ndarray, counts: np.ndarray,
+                    selection_edges=None, min_expected: float = 5.0) -> GoodnessOfFit:
+    """Pearson chi-square of the observed counts against :func:`expected_counts`,
+    cells pooled within each group until each expects ``min_expected`` images;
+    dof = cells - groups - fitted parameters (at least 1). Without selection
+    this is :meth:`SelectionFrequencyPrior.goodness_of_fit`."""
+    e = expected_counts(prior, n, k, counts, selection_edges)
+    stat, cells, groups = 0.0, 0, 0
+    for g in np.unique(e["group"]):
+        at = e["group"] == g
+        if e["observed"][at].sum() == 0:
+            continue
+        obs, exp = _pool_cells(e["observed"][at], e["expected"][at], min_expected)
+        stat += float(np.sum((obs - exp) ** 2 / exp))
+        cells += len(obs)
+        groups += 1
+    dof = max(1, cells - groups - int(prior.n_parameters_))
+    return GoodnessOfFit(statistic=stat, dof=dof, pvalue=float(stats.chi2.sf(stat, dof)), n_cells=cells)
+
+
+def _coarse(mass: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(edges, density) of cell masses summed into bins of :data:`COARSE_BIN`."""
+    per = int(round(COARSE_BIN * len(mass)))
+    edges = np.linspace(0, 1, len(mass) // per + 1)
+    return edges, mass.reshape(-1, per).sum(axis=1) / np.diff(edges)
+
+
+def draw_histograms(panels: list[HistogramPanel]):
+    """One column per panel: observed share of images at each k/n (bars) with
+    each prior's expected share (markers; under the selection model for
+    selected images), and below the panel images' fitted true-s distribution
+    (the pool's dotted; the simulated truth in grey). Returns (Figure, numbers)."""
+    fig, axes = new_figure(2, len(panels), width=4.3 * len(panels), height=6.6, sharex=True)
     numbers = {}
-    edges = np.linspace(0, 1, 21)
-    s_grid = np.linspace(0.0025, 0.9975, 200)
-    for col, (label, k, n) in enumerate(datasets):
-        k, n = np.asarray(k), np.asarray(n)
-        frac_obs, count = np.unique(k / n, return_counts=True)
-        share = count / len(k)
+    edges = cell_edges(N_CELLS)
+    mid = (edges[1:] + edges[:-1]) / 2
+    for col, p in enumerate(panels):
         ax, axg = axes[0, col], axes[1, col]
-        width = 0.8 / max(int(n.max()), 1)
-        ax.bar(frac_obs, share, width=width, color="#BBBBBB", label="observed")
-        priors = fit_priors(k, n, random_state=random_state)
-        entry = {"n_images": len(k), "k_over_n": frac_obs, "observed_share": share, "priors": {}}
-        for (name, prior), colour, marker in zip(priors.items(), (PALETTE[0], PALETTE[1]), ("o", "x")):
-            frac_fit, mass = expected_histogram(prior, n)
-            gof = prior.goodness_of_fit(k, n)
-            ax.plot(frac_fit, mass, marker, color=colour, ms=5, label=f"{name} fit (χ² p = {gof.pvalue:.2f})")
-            cells = prior.cell_mass(edges)
-            if name == "beta mixture":
-                dens = prior.pdf(s_grid)
-                axg.plot(s_grid, dens, color=colour, label=f"{name} ({prior.n_components_} comp.)")
+        frac_obs, inv = np.unique(p.k / p.n, return_inverse=True)
+        share = np.bincount(inv.reshape(-1), weights=p.counts) / p.counts.sum()
+        ax.bar(frac_obs, share, width=0.8 / max(int(p.n.max()), 1), color="#BBBBBB", label="observed")
+        entry = {"n_images": int(p.counts.sum()), "k_over_n": frac_obs, "observed_share": share, "priors": {}}
+        selected = any(f.selection_edges is not None for f in p.fits.values())
+        peaks = [0.0]
+        if p.true_s is not None:
+            true_edges = np.linspace(0, 1, int(round(1 / COARSE_BIN)) + 1)
+            dens = axg.hist(p.true_s, bins=true_edges, density=True, color="#DDDDDD",
+                            label=f"true s (simulation; mean {p.true_s.mean():.3f})")[0]
+            peaks.append(float(dens.max()))
+            entry["true_mean_s"] = float(p.true_s.mean())
+        for (name, fit), colour, marker in zip(p.fits.items(), (PALETTE[0], PALETTE[1]), ("o", "x")):
+            frac_fit, mass = expected_histogram(fit.marginal, p.n, p.k, p.counts, fit.selection_edges)
+            gof = goodness_of_fit(fit.marginal, p.n, p.k, p.counts, fit.selection_edges)
+            ax.plot(frac_fit, mass, marker, color=colour, ms=5, label=f"{name} fit (χ² {format_pvalue(gof.pvalue)})")
+            mean_s = float(fit.mass @ mid)
+            what = "replication images' s, selection-aware" if selected else "g(s)"
+            if name == "NPMLE":
+                coarse_edges, dens = _coarse(fit.mass)
+                axg.stairs(dens, coarse_edges, color=colour, lw=1.4, label=f"{name}: {what} (mean {mean_s:.3f})")
             else:
-                dens = cells / np.diff(edges)
-                axg.stairs(dens, edges, color=colour, label=f"{name} (mass per 0.05 bin)")
-            entry["priors"][name] = {"expected_k_over_n": frac_fit, "expected_share": mass,
-                                     "loglik": prior.loglik(k, n), "gof_pvalue": gof.pvalue,
-                                     "gof_statistic": gof.statistic, "cell_edges": edges, "cell_mass": cells,
-                                     "mean_s": float(cells @ ((edges[1:] + edges[:-1]) / 2))}
-        ax.set_title(label)
+                dens = fit.mass * N_CELLS
+                axg.plot(mid, dens, color=colour, label=f"{name}: {what} (mean {mean_s:.3f})")
+            peaks.append(float(dens.max()))
+            if fit.pool_mass is not None and name == "beta mixture":
+                axg.plot(mid, fit.pool_mass * N_CELLS, color=colour, ls=":", lw=1.0,
+                         label=f"{name}: candidate pool (mean {float(fit.pool_mass @ mid):.3f})")
+            entry["priors"][name] = {
+                "selection_edges": fit.selection_edges, "expected_k_over_n": frac_fit, "expected_share": mass,
+                "gof_pvalue": gof.pvalue, "gof_statistic": gof.statistic, "gof_dof": gof.dof,
+                "cell_edges": edges, "cell_mass": fit.mass, "mean_s": mean_s,
+                **({} if fit.pool_mass is None else {"pool_cell_mass": fit.pool_mass,
+                                                      "pool_mean_s": float(fit.pool_mass @ mid)})}
+        ax.set_title(p.label)
         ax.set_ylabel("share of images")
-        ax.legend(loc="upper left", frameon=True, framealpha=0.9, edgecolor="none")
+        ax.legend(loc="best", frameon=True, framealpha=0.9, edgecolor="none")
+        if selected:
+            ax.annotate("markers: pool prior's k within each selection bin\n(bins hold their observed counts)",
+                        (0.02, 0.62), xycoords="axes fraction", ha="left", va="top", fontsize=7)
         axg.set_xlabel("selection frequency (observed k/n above, true s below)")
-        axg.set_ylabel("fitted density g(s)")
+        axg.set_ylabel("density of true s")
         axg.set_xlim(-0.03, 1.03)
-        peak = max(float(line.get_ydata().max()) for line in axg.lines) if axg.lines else 0.0
+        peak = max(peaks)
         if peak > DENSITY_CAP:
             axg.set_ylim(0, DENSITY_CAP)
-            axg.annotate(f"density axis clipped at {DENSITY_CAP:g}\n(peak {peak:.0f})", (0.02, 0.72),
+            axg.annotate(f"density axis clipped at {DENSITY_CAP:g}\n(peak {peak:.0f})", (0.02, 0.62),
                          xycoords="axes fraction", ha="left", va="top", fontsize=7.5)
-        axg.legend(loc="upper left")
-        numbers[label] = entry
+        axg.legend(loc="upper left", fontsize=7)
+        numbers[p.label] = entry
     return fig, numbers
+
+
+def histogram_table(numbers: dict) -> list[dict]:
+    """One row per panel and prior: mean s, chi-square, dof and p-value."""
+    return [{"images": label, "prior": name, "mean s": round(v["mean_s"], 3),
+             **({"true mean s": round(e["true_mean_s"], 3)} if "true_mean_s" in e else {}),
+             "χ²": round(v["gof_statistic"], 1), "dof": v["gof_dof"], "p-value": format_pvalue(v["gof_pvalue"], "")}
+            for label, e in numbers.items() for name, v in e["priors"].items()]
+
+
+def histogram_headline(numbers: dict) -> dict[str, str]:
+    """Mean fitted true s per panel (NPMLE), with the truth when simulated."""
+    return {f"mean fitted true s (NPMLE), {label}": f"{e['priors']['NPMLE']['mean_s']:.3f}"
+            + (f" (truth {e['true_mean_s']:.3f})" if "true_mean_s" in e else "") for label, e in numbers.items()}
+
+
+HISTOGRAM_CAPTION = ("Bars: share of images at each observed k/n. Reference images are a random sample, so the markers "
+                     "are each prior's fitted marginal of k. Replication images were SELECTED on their noisy k/n "
+                     "(uniformly within Recht et al.'s bins 0.2/0.4/0.6/0.8), so the markers keep each bin's "
+                     "observed count and spread it by the candidate pool's fitted prior, as the deconvolution does; "
+                     "below, their curve is the replication images' own true-s distribution (g_rep, selection-aware), "
+                     "and the dotted one the pool's. χ² p-values in the legends.")
 
 
 @register_figure("engstrom2020_histograms", title="Selection frequencies: observed k/n with fitted priors",
@@ -142,25 +316,23 @@ def draw_histograms(datasets: list[tuple[str, np.ndarray, np.ndarray]], *, rando
                  inputs=(REAL_VOTES,))
 def draw_engstrom_histograms(reference_dir: Path, *, seed: int = 0):
     study = simulated_study(seed)
-    ann = study.annotations
-    datasets = []
-    for ds, tag in ((study.config.reference, "simulated reference"), (study.config.replication, "simulated v2 MF")):
-        part = ann[ann["dataset"] == ds]
-        datasets.append((f"{tag} (n = {int(part['n_annotators'].iloc[0])})", part["n_selected"].to_numpy(),
-                         part["n_annotators"].to_numpy()))
+    cfg = study.config
+    table = StudyData.from_tables(study.annotations, study.correctness).levels()
+    true_s = tuple(study.images.loc[study.images["dataset"] == ds, "true_s"].to_numpy()
+                   for ds in (cfg.reference, cfg.replication))
+    n = cfg.n_annotators
+    panels = study_panels(table, (f"simulated reference (n = {n})", f"simulated v2 MF (n = {n})"),
+                          selection_edges=selection_edges_for(cfg.replication), true_s=true_s, random_state=seed)
     votes = real_votes(reference_dir)
-    datasets.append(("REAL: ImageNet val, ReaL raters (n = 5)", votes["n_selected"].to_numpy(),
-                     votes["n_annotators"].to_numpy()))
-    fig, numbers = draw_histograms(datasets, random_state=seed)
+    panels.append(sample_panel("REAL: ImageNet val, ReaL raters (n = 5)", votes["n_selected"].to_numpy(),
+                               votes["n_annotators"].to_numpy(), random_state=seed))
+    fig, numbers = draw_histograms(panels)
     mark_simulated(fig, "left two columns simulated (v2 selection frequencies were never published); "
                         "right column: real ImageNet-ReaL votes")
     return fig, {"inputs": [reference_dir / REAL_VOTES], "numbers": {"seed": seed, "datasets": numbers},
-                 "simulated": True,
-                 "headline": {f"mean fitted s (NPMLE), {k}": f"{v['priors']['NPMLE']['mean_s']:.3f}"
-                              for k, v in numbers.items()},
-                 "caption": f"{SIM_NOTE}. Bars: share of images at each observed k/n; markers: the fitted "
-                            "marginal of k under each prior (χ² goodness-of-fit p-value in the legend); below: "
-                            "the fitted priors g(s). The ReaL column is real data (5 raters per val image)."}
+                 "simulated": True, "headline": histogram_headline(numbers), "table": histogram_table(numbers),
+                 "caption": f"{SIM_NOTE}. {HISTOGRAM_CAPTION} The ReaL column is real data (5 raters per val "
+                            "image, a random sample: plain priors)."}
 
 
 # --------------------------------------------------------------------------- f(s) curves
@@ -168,7 +340,7 @@ def fs_curves(study: StudyData, models: list[str], *, prior: str = "npmle") -> d
     """Monotone f(s) of ``models`` on the replication set (deconvolution with
     ``prior``), and their observed accuracy at each observed k/n level."""
     table = study.levels()
-    res = Deconvolution(prior).fit(table)
+    res = Deconvolution(prior, selection_edges=selection_edges_for(study.replication.name)).fit(table)
     frac = table.k / table.n
     out = {"prior": prior, "s": res.midpoints, "g_ref": res.g_ref, "g_rep": res.g_rep, "models": {}}
     for m in models:
@@ -347,6 +519,73 @@ def draw_engstrom_adjusted(reference_dir: Path, *, seed: int = 0, n_bootstrap: i
                  "caption": f"{SIM_NOTE}. Each model's raw replication accuracy (grey) and its {method}-adjusted "
                             f"accuracy (blue, 95% bootstrap CI over images, {n_bootstrap} replicates) against its "
                             "reference accuracy, with the least-squares line through each (bands: 95% OLS)."}
+
+
+# --------------------------------------------------------------------------- per-model gaps, selection
+def draw_gaps(results: BiasResults, truth: pd.DataFrame | None = None):
+    """Per-model gap (reference minus replication accuracy, points) against
+    reference accuracy: raw, each method's adjusted gap with its 95%
+    interval, and the true gap when known. Returns (Figure, numbers)."""
+    fig, axes = new_figure(1, 1, width=8.0, height=5.8)
+    ax = axes[0, 0]
+    ref = 100 * results.reference_accuracy
+    ci = results.conf_int()
+    ax.plot(ref, 100 * results.gap, "o", color="#999999", ms=4, label="raw gap (no correction)")
+    numbers = {"models": list(ref.index), "reference_accuracy": ref.to_numpy(), "raw_gap": 100 * results.gap.to_numpy(),
+               "adjusted_gap": {}}
+    for i, (m, colour) in enumerate(zip(results.methods, PALETTE)):
+        b = ci.xs(f"adjusted_gap[{m}]", level="quantity").reindex(ref.index)
+        y = 100 * results.adjusted_gap[m]
+        ax.errorbar(ref + 0.08 * (i + 1), y, yerr=[y - 100 * b["lower"], 100 * b["upper"] - y], fmt="o", ms=3,
+                    color=colour, elinewidth=0.7, label=f"{m} adjusted gap (95% CI)")
+        numbers["adjusted_gap"][m] = {"value": y.to_numpy(), "ci": np.vstack([100 * b["lower"], 100 * b["upper"]])}
+    if truth is not None:
+        order = ref.sort_values().index
+        true_gap = 100 * truth["gap"].reindex(order)
+        ax.plot(ref[order], true_gap, "k-", lw=1.5, label="true gap")
+        numbers["true_gap"] = 100 * truth["gap"].reindex(ref.index).to_numpy()
+    ax.axhline(0, color="#CCCCCC", lw=0.8)
+    ax.set_xlabel(f"reference accuracy ({results.reference}, %)")
+    ax.set_ylabel("gap to replication accuracy (percentage points)")
+    ax.set_title("How much of the drop is real? Per-model gaps by method")
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=7.5)
+    return fig, numbers
+
+
+def draw_selection(study: SimulatedStudy):
+    """Why matching on k/n is biased: the two datasets' shares of images in
+    each selection bin (Recht et al.'s, which MatchedFrequency matches) and
+    their true-s distributions. Returns (Figure, numbers)."""
+    cfg = study.config
+    edges = tuple(cfg.edges)
+    ann = study.annotations
+    bin_edges = np.array([0.0, *edges, 1.0])
+    fig, axes = new_figure(1, 2, width=9.0, height=3.8)
+    ax, axs = axes[0]
+    numbers = {"bin_edges": bin_edges, "datasets": {}}
+    width = 0.4 * np.diff(bin_edges)
+    true_edges = np.linspace(0, 1, int(round(1 / COARSE_BIN)) + 1)
+    for i, (ds, colour) in enumerate(zip((cfg.reference, cfg.replication), PALETTE)):
+        part = ann[ann["dataset"] == ds]
+        bins = frequency_bin(part["n_selected"].to_numpy() / part["n_annotators"].to_numpy(), edges)
+        share = np.bincount(bins, minlength=len(edges) + 1) / len(bins)
+        ax.bar(bin_edges[:-1] + width * (i + 0.5) + 0.1 * np.diff(bin_edges), share, width=width, color=colour,
+               label=ds)
+        s = study.images.loc[study.images["dataset"] == ds, "true_s"].to_numpy()
+        axs.hist(s, bins=true_edges, density=True, histtype="step", lw=1.5, color=colour,
+                 label=f"{ds} (mean {s.mean():.3f})")
+        numbers["datasets"][ds] = {"bin_share": share, "true_mean_s": float(s.mean())}
+    ax.set_xticks(bin_edges)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("observed selection frequency k/n (MatchedFrequency bins)")
+    ax.set_ylabel("share of images in the bin")
+    ax.set_title("matched on the observed k/n ...")
+    axs.set_xlabel("true selection frequency s")
+    axs.set_ylabel("density")
+    axs.set_title("... but true s is lower on the replication set")
+    for a in (ax, axs):
+        a.legend(loc="upper left", fontsize=7)
+    return fig, numbers
 
 
 # --------------------------------------------------------------------------- jackknife vs 1/n
