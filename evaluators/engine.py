@@ -141,15 +141,18 @@ class ModelRunner:
             x = x.contiguous(memory_format=torch.channels_last)
         return x.float().mul_(self.scale).sub_(self.shift)
 
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """float32 logits on the device for uint8 images (host or device), in
+        the runner's precision (autocast for bf16/fp16)."""
+        x = self.normalize(images)
+        if self.precision == "fp32":
+            return self.module(x).float()
+        with torch.autocast(self.device.type, dtype=PRECISIONS[self.precision]):
+            return self.module(x).float()
+
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            x = self.normalize(images)
-            if self.precision == "fp32":
-                logits = self.module(x)
-            else:
-                with torch.autocast(self.device.type, dtype=PRECISIONS[self.precision]):
-                    logits = self.module(x)
-            return logits.float().cpu()
+            return self.logits(images).cpu()
 
     def map(self, batches):
         """(batch, float32 CPU logits, or None when no image of the batch is readable) per batch, in order."""

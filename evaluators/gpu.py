@@ -32,7 +32,7 @@ import torch
 
 from evaluators.datasets.base import ImageSource
 from evaluators.decode import DecodeError, load_crop
-from evaluators.engine import Batch, ModelRunner, PRECISIONS
+from evaluators.engine import Batch, ModelRunner
 from evaluators.preprocess import PreprocessCfg
 
 log = logging.getLogger(__name__)
@@ -163,13 +163,7 @@ class PipelinedRunner(ModelRunner):
         if n < full:
             pad = images.new_zeros((full - n, *images.shape[1:]))
             images = torch.cat([images, pad.to(images.device)])
-        x = self.normalize(images)
-        if self.precision == "fp32":
-            out = self.module(x)
-        else:
-            with torch.autocast(self.device.type, dtype=PRECISIONS[self.precision]):
-                out = self.module(x)
-        return out[:n].float()
+        return self.logits(images)[:n]
 
     def _forward_backing_off(self, images: torch.Tensor) -> torch.Tensor:
         step = self.max_batch_ or len(images)
