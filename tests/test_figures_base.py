@@ -77,7 +77,7 @@ def test_data_notes_keeps_quirks_out_of_the_default_output(caplog):
     import logging
 
     quirk = logging.getLogger("replication.fits.importers")
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="replication")  # explicit: an in-process CLI run sets this logger's level
     with data_notes() as notes:
         quirk.warning("file %s: one row missing", "a.csv")
         logging.getLogger("replication.fits.lines").info("85 of 335 rows kept")
@@ -87,7 +87,7 @@ def test_data_notes_keeps_quirks_out_of_the_default_output(caplog):
     shown = [(r.levelname, r.getMessage()) for r in caplog.records]
     assert shown == [("ERROR", "a real error")]          # INFO level: the demoted quirks are not shown
     caplog.clear()
-    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="replication")
     with data_notes():
         quirk.warning("again")
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [("DEBUG", "again")]
