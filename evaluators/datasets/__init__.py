@@ -39,7 +39,8 @@ def detect_layout(dataset_id: str, root: Path) -> str:
 
 
 def open_dataset(dataset_id: str, root: str | os.PathLike, *, layout: str = "auto",
-                 labels: str | os.PathLike | None = None, split: str | None = None, **hf_kwargs) -> ImageSource:
+                 labels: str | os.PathLike | None = None, split: str | None = None,
+                 **hf_kwargs: str | None) -> ImageSource:
     """The reader for ``dataset_id`` stored at ``root``.
 
     ``labels``: for ``imagenet-flat`` the devkit or ``LOC_val_solution.csv``;

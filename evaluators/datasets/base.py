@@ -35,6 +35,7 @@ class Sample:
 
 
 def is_image_name(name: str) -> bool:
+    """True when ``name`` ends in one of :data:`IMG_EXTENSIONS` (any case)."""
     return name.lower().endswith(IMG_EXTENSIONS)
 
 
@@ -97,4 +98,6 @@ class FileSource(ImageSource):
     """A source whose samples are files under ``root`` (location = relative path)."""
 
     def read_bytes(self, index: int) -> bytes:
+        """Raw bytes of the file ``root / samples[index].location``; raises
+        OSError when it cannot be read."""
         return (self.root / self.samples[index].location).read_bytes()

@@ -27,7 +27,31 @@ from replication.errors import InputError
 
 class ClassFolder(FileSource):
     """Generic class-folder tree with an explicit ``class_map`` (folder name ->
-    ILSVRC-2012 class index)."""
+    ILSVRC-2012 class index)::
+
+        root/
+          <folder a>/  img1.jpeg  img2.png ...
+          <folder b>/  ...
+          ...
+
+    Label rule: ``class_map[folder]`` (see :func:`read_class_map`); folders not
+    in the map are listed in ``problems`` and not read. ``image_id`` is the file
+    stem; ``location`` is ``"<folder>/<file>"``. Subclasses override
+    :meth:`label_of` instead of passing a map.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        The folder that holds the class folders.
+    class_map : mapping of str to int, default=None
+        Folder name -> class index in 0..999. Required unless a subclass
+        overrides :meth:`label_of`.
+
+    Raises
+    ------
+    InputError
+        When ``root`` is not a folder.
+    """
 
     layout = "class-folder"
 

@@ -63,6 +63,41 @@ def _label_mapper(feature, root: Path):
 
 
 class HFImageDataset(ImageSource):
+    """A Hugging Face ``datasets`` copy on local disk, one row per image::
+
+        root/                      save_to_disk       or   Parquet (as on the Hub)
+          dataset_info.json                                data/
+          state.json                                         <split>-00000-of-NNNNN.parquet
+          data-00000-of-NNNNN.arrow                          ...
+          ...
+
+    or an ``imagefolder`` tree (``root/<class name>/<image>``) loaded through
+    ``datasets``.
+
+    Label rule (``label_column``): ClassLabel names that are wnids map through
+    the class table; names ``"0".."999"`` map to ``int(name)``; 1000 other
+    names are taken as already in index order; a plain integer column is used
+    as is. Rows without a label in 0..999 are listed in ``problems``.
+    ``image_id``: ``id_column`` if given, else the stem of the stored image
+    path, else the row number zero-padded to 8 digits. ``location`` is the row
+    number.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        The dataset folder.
+    split : str, default=None
+        Split of a DatasetDict; may be omitted when there is only one.
+    image_column : str, default="image"
+        Column of ``datasets.Image`` values (read undecoded).
+    label_column : str, default="label"
+        Column of class labels.
+    id_column : str, default=None
+        Column of image ids.
+    cache_dir : str, default=None
+        ``datasets`` cache for Parquet / imagefolder loads.
+    """
+
     layout = "hf"
 
     def __init__(self, root: str | os.PathLike, *, split: str | None = None, image_column: str = "image",
@@ -93,6 +128,8 @@ class HFImageDataset(ImageSource):
         self._set_samples(samples)
 
     def read_bytes(self, index: int) -> bytes:
+        """Encoded image bytes of row ``samples[index]`` (stored bytes, else
+        the file at the stored path); OSError when the row has neither."""
         img = self._ds[int(self.samples[index].location)][self.image_column]
         if img is None:
             raise OSError("row has no image")
@@ -103,4 +140,5 @@ class HFImageDataset(ImageSource):
         raise OSError("image has neither bytes nor a path")
 
     def describe(self, index: int) -> str:
+        """``"row <n>"`` of sample ``index``."""
         return f"row {self.samples[index].location}"

@@ -106,6 +106,8 @@ def read_val_labels(path: str | os.PathLike) -> dict[str, int]:
 
 
 def find_label_file(root: Path) -> Path:
+    """The first of :data:`LABEL_FILES` found in ``root``, then in its parent;
+    InputError naming where to put one when there is none."""
     for folder in (root, root.parent):
         for name in LABEL_FILES:
             if (folder / name).exists():
@@ -118,6 +120,30 @@ def find_label_file(root: Path) -> Path:
 
 
 class ImageNetValFlat(FileSource):
+    """ImageNet val as released: one flat folder plus a label file::
+
+        root/
+          ILSVRC2012_val_00000001.JPEG
+          ILSVRC2012_val_00000002.JPEG
+          ...
+          ILSVRC2012_val_00050000.JPEG
+          LOC_val_solution.csv         (or ILSVRC2012_devkit_t12[.tar.gz],
+                                        here or in root's parent)
+
+    Label rule: ``label_map[file stem]`` from the label file (see
+    :func:`read_val_labels`; devkit ILSVRC2012_IDs are mapped through
+    ``meta.mat`` to sorted-wnid indices). Images without a label are listed in
+    ``problems``; labelled ids without a file are :meth:`missing_ids`.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        The flat image folder.
+    labels : str or os.PathLike, default=None
+        Devkit folder/tar.gz or ``LOC_val_solution.csv``; when None it is
+        searched for with :func:`find_label_file`.
+    """
+
     layout = "imagenet-flat"
 
     def __init__(self, root: str | os.PathLike, labels: str | os.PathLike | None = None):

@@ -40,18 +40,49 @@ def _resolve_v2_root(root: Path) -> Path:
 
 
 class ImageNetV2Folder(ClassFolder):
+    """ImageNet-v2 extracted from its release archive::
+
+        root/                      (e.g. imagenetv2-matched-frequency-format-val/)
+          0/    7a1b...e2.jpeg  ...   (10 images per class, named by sha1)
+          1/
+          ...
+          999/
+
+    Label rule: ``int(folder name)`` for canonical names ``"0".."999"`` (never
+    the string-sorted position, which would put 10 before 2). Other folders are
+    listed in ``problems``. ``image_id`` is the file stem (the sha1).
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        The ``*-format-val`` folder, or a folder holding exactly one such
+        folder (it is then used).
+    """
+
     layout = "imagenetv2-folder"
 
     def __init__(self, root: str | os.PathLike):
         super().__init__(_resolve_v2_root(Path(root)))
 
     def label_of(self, folder: str) -> int | None:
+        """``int(folder)`` for ``"0".."999"``, else None."""
         return int_label(folder)
 
 
 class ImageNetV2Tar(ImageSource):
     """ImageNet-v2 read straight from ``imagenetv2-<variant>.tar.gz`` (or an
-    uncompressed ``.tar``) without extracting.
+    uncompressed ``.tar``) without extracting::
+
+        imagenetv2-matched-frequency.tar.gz
+          imagenetv2-matched-frequency-format-val/
+            0/    7a1b...e2.jpeg  ...
+            1/
+            ...
+            999/
+
+    Label rule: ``int(parent folder name)`` of each member, for ``"0".."999"``;
+    members elsewhere are listed in ``problems``. ``image_id`` is the member's
+    file stem; ``location`` is the member name.
 
     The archive is listed once (one pass); each process then keeps its own
     file handle and reads members in index order, so a gzip archive is
@@ -109,6 +140,8 @@ class ImageNetV2Tar(ImageSource):
         return self._handle
 
     def read_bytes(self, index: int) -> bytes:
+        """Raw bytes of archive member ``samples[index]``; raises OSError for
+        a member that is not a regular file, unreadable or truncated."""
         name = self.samples[index].location
         offset, size, kind = self._members[name]
         if kind is not None:
@@ -125,6 +158,7 @@ class ImageNetV2Tar(ImageSource):
         return data
 
     def describe(self, index: int) -> str:
+        """``"<archive name>:<member name>"`` of sample ``index``."""
         return f"{self.root.name}:{self.samples[index].location}"
 
     def __getstate__(self):
