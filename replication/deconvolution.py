@@ -93,7 +93,8 @@ def _normalize_rows(joint: np.ndarray) -> np.ndarray:
 
 
 def fit_priors(n: np.ndarray, k: np.ndarray, counts: np.ndarray, prior: str, edges: np.ndarray, *,
-               selection_edges=None, npmle_grid: int = 201, random_state=0) -> PriorFits:
+               selection_edges: tuple[float, ...] | None = None, npmle_grid: int = 201,
+               random_state: int | np.random.Generator | None = 0) -> PriorFits:
     """Fit a prior ("betabinomial" or "npmle") to every row of ``counts`` (B, L)
     at levels (n, k) (L,). Levels without images in any row are left out of the
     fit; ``selection_edges`` fits the pool prior of images selected on k within
@@ -197,8 +198,9 @@ class BatchAdjustment:
 
 
 def adjust_levels(table: LevelTable, prior: str, *, n_cells: int = 100, ridge: float = 0.1,
-                  selection_edges=MATCHED_FREQUENCY_EDGES, pool_counts: np.ndarray | PoolSample | None = None,
-                  random_state=0) -> BatchAdjustment:
+                  selection_edges: tuple[float, ...] | None = MATCHED_FREQUENCY_EDGES,
+                  pool_counts: np.ndarray | PoolSample | None = None,
+                  random_state: int | np.random.Generator | None = 0) -> BatchAdjustment:
     """Fit the priors and the balancing weights for every replicate of a
     (possibly batched) level table; batch axes are flattened to one of size B.
 
@@ -347,7 +349,8 @@ class Deconvolution:
     """
 
     def __init__(self, prior: str = "betabinomial", *, n_cells: int = 100, ridge: float = 0.1,
-                 selection_edges=MATCHED_FREQUENCY_EDGES, random_state=0):
+                 selection_edges: tuple[float, ...] | None = MATCHED_FREQUENCY_EDGES,
+                 random_state: int | np.random.Generator | None = 0):
         self.prior = prior
         self.n_cells = n_cells
         self.ridge = ridge

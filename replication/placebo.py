@@ -104,7 +104,8 @@ def _global_size(ref_freq: np.ndarray, cand_freq: np.ndarray, edges) -> int:
 
 def stage_placebo(annotations: pd.DataFrame, correctness: pd.DataFrame, rng: np.random.Generator, *,
                   dataset: str = "imagenet-val", matching_votes: int = DEFAULT_MATCHING_VOTES,
-                  thinning_power: float = 2.0, size_per_class: int | None = None, edges=EDGES,
+                  thinning_power: float = 2.0, size_per_class: int | None = None,
+                  edges: tuple[float, ...] = EDGES,
                   annotations_path: str = "<annotations>", correctness_path: str = "<correctness>") -> PlaceboStudy:
     """Stage a placebo replication study inside ``dataset`` (see module doc).
 
@@ -114,13 +115,29 @@ def stage_placebo(annotations: pd.DataFrame, correctness: pd.DataFrame, rng: np.
         Validated contract tables; annotated images of ``dataset`` must have a
         correctness row.
     rng : numpy.random.Generator
+        Drives every random split, thinning and draw.
+    dataset : str, default="imagenet-val"
+        Dataset id (in ``annotations``) the placebo is staged inside.
     matching_votes : int, default=2
         Votes per image used for matching and estimation (m).
     thinning_power : float, default=2
         Pool images are kept with probability (1 - held-out share) ** power.
-    size_per_class : int or None
+    size_per_class : int or None, default=None
         Match per class with this many images per class; None matches over all
         classes together (see module doc).
+    edges : tuple of float, default=EDGES
+        MatchedFrequency bin edges on k/m, in (0, 1).
+    annotations_path, correctness_path : str
+        File names used in error messages.
+
+    Returns
+    -------
+    PlaceboStudy
+
+    Raises
+    ------
+    InputError
+        On a bad argument or tables that cannot stage a placebo.
     """
     m = int(matching_votes)
     if m < 1:
@@ -202,12 +219,35 @@ def pool_levels(placebo: PlaceboStudy, levels: np.ndarray) -> np.ndarray:
 
 
 def run_placebo(annotations: pd.DataFrame, correctness: pd.DataFrame, *, seed: int, dataset: str = "imagenet-val",
-                matching_votes: int = DEFAULT_MATCHING_VOTES, methods=("naive", "jackknife", "betabinomial", "npmle"),
+                matching_votes: int = DEFAULT_MATCHING_VOTES,
+                methods: tuple[str, ...] = ("naive", "jackknife", "betabinomial", "npmle"),
                 n_bootstrap: int = 1000, thinning_power: float = 2.0, size_per_class: int | None = None,
                 annotations_path: str = "<annotations>",
                 correctness_path: str = "<correctness>") -> tuple[PlaceboStudy, BiasResults]:
     """Stage the placebo with ``seed`` and fit every method on it (one
-    Generator for staging, another derived from it for the bootstrap)."""
+    Generator for staging, another derived from it for the bootstrap).
+
+    Parameters
+    ----------
+    annotations, correctness : DataFrame
+        Validated contract tables (see :func:`stage_placebo`).
+    seed : int
+        Seed of the one Generator behind staging, pool resampling and bootstrap.
+    methods : tuple of str, default=("naive", "jackknife", "betabinomial", "npmle")
+        Estimator methods (keys of ``METHODS``); the deconvolution ones get the
+        thinned pool as their candidate pool.
+    n_bootstrap : int, default=1000
+        Bootstrap replicates (0: point estimates only, no intervals).
+    dataset, matching_votes, thinning_power, size_per_class, annotations_path, correctness_path
+        As in :func:`stage_placebo`; ``size_per_class`` set also stratifies
+        the bootstrap by class.
+
+    Returns
+    -------
+    placebo : PlaceboStudy
+    results : BiasResults
+        Adjusted accuracies and gaps per model and method (true gap 0).
+    """
     rng = np.random.default_rng(seed)
     placebo = stage_placebo(annotations, correctness, rng, dataset=dataset, matching_votes=matching_votes,
                             thinning_power=thinning_power, size_per_class=size_per_class,

@@ -56,6 +56,7 @@ class LevelTable:
 
     @property
     def batch_shape(self) -> tuple[int, ...]:
+        """Leading bootstrap batch axes of the counts (``()`` for one table)."""
         return self.rep_count.shape[:-1]
 
     def reference_accuracy(self) -> np.ndarray:

@@ -25,6 +25,7 @@ class Summary:
         return format(v, self.float_format)
 
     def as_text(self) -> str:
+        """Plain-text block: centred title, ``key : value`` info lines, the table, notes."""
         body = self.table.to_string(float_format=self._fmt) if len(self.table) else ""
         width = max([72, len(self.title), *(len(line) for line in body.splitlines())])
         lines = [self.title.center(width), "=" * width]
@@ -36,6 +37,7 @@ class Summary:
         return "\n".join(lines)
 
     def as_html(self) -> str:
+        """HTML fragment: ``<h4>`` title, info table, the table, notes as paragraphs."""
         info = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in self.info)
         notes = "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
         table = self.table.to_html(float_format=self._fmt) if len(self.table) else ""

@@ -119,6 +119,7 @@ class BiasResults:
 
     @property
     def n_bootstrap(self) -> int:
+        """Bootstrap replicates kept (0: point estimates only)."""
         return int(self.bootstrap_distribution.reference_accuracy.shape[0])
 
     @property

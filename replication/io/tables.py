@@ -11,6 +11,7 @@ data row r is line r + 1).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -69,14 +70,14 @@ def _fail(path: str | os.PathLike, mask: np.ndarray, what: str, df: pd.DataFrame
     raise InputError(f"{path}: {_rows(mask)}{ids}: {what}")
 
 
-def name_list(names, limit: int = 10) -> str:
+def name_list(names: Iterable[object], limit: int = 10) -> str:
     """``a, b, c`` -- the first ``limit`` names, then ``(+N more)``."""
     names = [str(n) for n in names]
     more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
     return ", ".join(names[:limit]) + more
 
 
-def require_columns(path, df: pd.DataFrame, cols, what: str = "column(s)") -> None:
+def require_columns(path: str | os.PathLike, df: pd.DataFrame, cols: Iterable[str], what: str = "column(s)") -> None:
     """Fail with one line naming the missing ``cols`` and (some of) the columns present."""
     missing = [c for c in cols if c not in df.columns]
     if missing:

@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import special, stats
 from sklearn.base import BaseEstimator
 
@@ -44,7 +45,7 @@ class Levels:
     counts: np.ndarray
 
 
-def to_levels(n_selected, n_annotators, counts=None) -> Levels:
+def to_levels(n_selected: ArrayLike, n_annotators: ArrayLike, counts: ArrayLike | None = None) -> Levels:
     """Collapse per-image (or per-level, with ``counts``) data to distinct levels.
 
     ``counts`` may carry leading batch axes, shape (..., N); it weights each
@@ -122,7 +123,7 @@ class Selection:
         return np.sum(counts * (np.log(np.maximum(marginal, 1e-300)) - np.log(np.maximum(in_bin, 1e-300))), axis=-1)
 
 
-def complete_levels(lv: Levels, edges) -> tuple[Levels, Selection, np.ndarray]:
+def complete_levels(lv: Levels, edges: tuple[float, ...]) -> tuple[Levels, Selection, np.ndarray]:
     """All levels k = 0..n for every n present (counts 0 where unseen), their
     selection bins, and the index of each original level in the completed set."""
     ns = np.unique(lv.n)
@@ -189,16 +190,17 @@ class SelectionFrequencyPrior(BaseEstimator, ABC):
     """
 
     # -- fitting -----------------------------------------------------------
-    def fit(self, n_selected, n_annotators, counts=None, *, selection_edges=None) -> "SelectionFrequencyPrior":
+    def fit(self, n_selected: ArrayLike, n_annotators: ArrayLike, counts: ArrayLike | None = None, *,
+            selection_edges: tuple[float, ...] | None = None) -> "SelectionFrequencyPrior":
         """Fit to k-of-n counts.
 
         Parameters
         ----------
-        n_selected, n_annotators : array-like of shape (N,)
+        n_selected, n_annotators : array-like of int, shape (N,)
             Selections k and annotators n per image (or per level).
-        counts : array-like of shape (N,), optional
-            Sample weights: number of images with that (k, n) (default 1 each).
-        selection_edges : tuple of float, optional
+        counts : array-like of shape (N,), default=None
+            Sample weights: number of images with that (k, n) (None: 1 each).
+        selection_edges : tuple of float, default=None
             The images were selected from a pool on k/n within bins with these
             edges (see :class:`Selection`); the prior fitted is then the POOL's,
             by truncated-data EM on the within-bin frequencies. None: the images
@@ -242,15 +244,26 @@ class SelectionFrequencyPrior(BaseEstimator, ABC):
         """P(k | n) under the prior, elementwise."""
 
     @abstractmethod
-    def posterior_mean(self, n_selected, n_annotators) -> np.ndarray:
-        """E[s | k, n] for each entry, shape (N,)."""
+    def posterior_mean(self, n_selected: ArrayLike, n_annotators: ArrayLike) -> np.ndarray:
+        """E[s | k, n] for each entry.
+
+        Parameters
+        ----------
+        n_selected, n_annotators : array-like of int, shape (N,)
+            Selections k and annotators n per image.
+
+        Returns
+        -------
+        ndarray of shape (N,)
+            Posterior mean of the true selection frequency, in [0, 1].
+        """
 
     @abstractmethod
     def sample(self, size: int, rng: np.random.Generator) -> np.ndarray:
         """Draw ``size`` true selection frequencies from the prior, shape (size,)."""
 
-    def pdf(self, s) -> np.ndarray:
-        """Density of the prior at ``s`` (array-like in [0, 1]).
+    def pdf(self, s: ArrayLike) -> np.ndarray:
+        """Density of the prior at ``s`` (array-like in [0, 1]), same shape as ``s``.
 
         The default spreads each cell's mass evenly over a grid of 200 cells
         (a histogram density); continuous priors override it with the exact pdf.
@@ -260,8 +273,19 @@ class SelectionFrequencyPrior(BaseEstimator, ABC):
         idx = np.clip(np.searchsorted(edges, np.asarray(s, float), side="right") - 1, 0, 199)
         return dens[idx]
 
-    def marginal(self, n_selected, n_annotators) -> np.ndarray:
-        """Fitted P(k | n) for each (k, n) entry, shape (N,)."""
+    def marginal(self, n_selected: ArrayLike, n_annotators: ArrayLike) -> np.ndarray:
+        """Fitted P(k | n) for each (k, n) entry.
+
+        Parameters
+        ----------
+        n_selected, n_annotators : array-like of int, shape (N,)
+            Selections k and annotators n.
+
+        Returns
+        -------
+        ndarray of shape (N,)
+            Probabilities in [0, 1].
+        """
         return self._marginal(np.asarray(n_annotators), np.asarray(n_selected))
 
     def marginal_k(self, n: int) -> np.ndarray:
@@ -269,13 +293,34 @@ class SelectionFrequencyPrior(BaseEstimator, ABC):
         k = np.arange(int(n) + 1)
         return self._marginal(np.full_like(k, int(n)), k)
 
-    def loglik(self, n_selected, n_annotators, counts=None) -> float:
-        """Log-likelihood sum_i counts_i log P(k_i | n_i) of data under the fitted prior."""
+    def loglik(self, n_selected: ArrayLike, n_annotators: ArrayLike, counts: ArrayLike | None = None) -> float:
+        """Log-likelihood sum_i counts_i log P(k_i | n_i) of data under the fitted prior.
+
+        Parameters
+        ----------
+        n_selected, n_annotators : array-like of int, shape (N,)
+            Selections k and annotators n per image (or per level).
+        counts : array-like of shape (N,), default=None
+            Images at each entry (None: 1 each).
+
+        Returns
+        -------
+        float
+            Natural-log likelihood (unconditional: no selection correction).
+        """
         lv = to_levels(n_selected, n_annotators, counts)
         return float(np.sum(lv.counts * np.log(np.maximum(self._marginal(lv.n, lv.k), 1e-300))))
 
-    def posterior(self, n_selected, n_annotators, edges=None) -> tuple[np.ndarray, np.ndarray]:
+    def posterior(self, n_selected: ArrayLike, n_annotators: ArrayLike,
+                  edges: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Posterior of s on a grid of cells.
+
+        Parameters
+        ----------
+        n_selected, n_annotators : array-like of int, shape (N,)
+            Selections k and annotators n per image.
+        edges : array-like of shape (C + 1,), default=None
+            Cell edges in [0, 1] (None: 200 equal cells).
 
         Returns
         -------
@@ -290,13 +335,29 @@ class SelectionFrequencyPrior(BaseEstimator, ABC):
         total = joint.sum(axis=1, keepdims=True)
         return (edges[1:] + edges[:-1]) / 2, joint / np.where(total > 0, total, 1.0)
 
-    def bic(self, n_selected, n_annotators, counts=None) -> float:
+    def bic(self, n_selected: ArrayLike, n_annotators: ArrayLike, counts: ArrayLike | None = None) -> float:
         """Bayesian information criterion -2 loglik + p log N (lower is better)."""
         lv = to_levels(n_selected, n_annotators, counts)
         return -2.0 * self.loglik(lv.k, lv.n, lv.counts) + self.n_parameters_ * np.log(lv.counts.sum())
 
-    def goodness_of_fit(self, n_selected, n_annotators, counts=None, min_expected: float = 5.0) -> GoodnessOfFit:
-        """Pearson chi-square test of the fitted marginal of k (see :class:`GoodnessOfFit`)."""
+    def goodness_of_fit(self, n_selected: ArrayLike, n_annotators: ArrayLike, counts: ArrayLike | None = None,
+                        min_expected: float = 5.0) -> GoodnessOfFit:
+        """Pearson chi-square test of the fitted marginal of k (see :class:`GoodnessOfFit`).
+
+        Parameters
+        ----------
+        n_selected, n_annotators : array-like of int, shape (N,)
+            Selections k and annotators n per image (or per level).
+        counts : array-like of shape (N,), default=None
+            Images at each entry (None: 1 each).
+        min_expected : float, default=5.0
+            Adjacent k cells within each n are pooled until each expects at
+            least this many images.
+
+        Returns
+        -------
+        GoodnessOfFit
+        """
         lv = to_levels(n_selected, n_annotators, counts)
         stat, cells, groups = 0.0, 0, 0
         for n in np.unique(lv.n):

@@ -13,6 +13,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import special
 from sklearn.exceptions import ConvergenceWarning
 
@@ -234,7 +235,8 @@ class BetaMixturePrior(SelectionFrequencyPrior):
     """
 
     def __init__(self, n_components: int | None = None, *, max_components: int = 4, n_init: int = 4,
-                 max_iter: int = 500, tol: float = 1e-7, random_state=None):
+                 max_iter: int = 500, tol: float = 1e-7,
+                 random_state: int | np.random.Generator | None = None):
         self.n_components = n_components
         self.max_components = max_components
         self.n_init = n_init
@@ -244,6 +246,7 @@ class BetaMixturePrior(SelectionFrequencyPrior):
 
     @property
     def n_parameters_(self) -> int:
+        """Free parameters: K weights (summing to 1) and K (alpha, beta) pairs, 3K - 1."""
         return 3 * len(self.weights_) - 1
 
     def _fit_levels(self, lv: Levels, selection: Selection | None) -> None:
@@ -281,13 +284,16 @@ class BetaMixturePrior(SelectionFrequencyPrior):
             warnings.warn(f"BetaMixturePrior: EM did not converge in {self.max_iter} iterations",
                           ConvergenceWarning, stacklevel=3)
 
-    def cell_mass(self, edges) -> np.ndarray:
+    def cell_mass(self, edges: np.ndarray) -> np.ndarray:
+        """Mixture mass of each cell [edges[j], edges[j+1]], shape (C,)."""
         return beta_mixture_cell_mass(self.weights_, self.alpha_, self.beta_, edges)
 
-    def level_cell_joint(self, n, k, edges) -> np.ndarray:
+    def level_cell_joint(self, n: np.ndarray, k: np.ndarray, edges: np.ndarray) -> np.ndarray:
+        """P(k_l | n_l, s in cell j) P(s in cell j) for levels (L,), shape (L, C)."""
         return beta_mixture_level_cell_joint(self.weights_, self.alpha_, self.beta_, n, k, edges)
 
-    def pdf(self, s) -> np.ndarray:
+    def pdf(self, s: ArrayLike) -> np.ndarray:
+        """Exact mixture density sum_j w_j Beta(s; alpha_j, beta_j), same shape as ``s``."""
         s = np.asarray(s, float)
         dens = np.exp(special.xlogy(self.alpha_ - 1, s[..., None]) + special.xlog1py(self.beta_ - 1, -s[..., None])
                       - special.betaln(self.alpha_, self.beta_))
@@ -302,18 +308,21 @@ class BetaMixturePrior(SelectionFrequencyPrior):
     def _marginal(self, n, k) -> np.ndarray:
         return np.exp(special.logsumexp(self._log_components(n, k), axis=-1))
 
-    def posterior_mean(self, n_selected, n_annotators) -> np.ndarray:
+    def posterior_mean(self, n_selected: ArrayLike, n_annotators: ArrayLike) -> np.ndarray:
+        """E[s | k, n] (conjugate Beta update per component), same shape as ``n_selected``."""
         k, n = np.asarray(n_selected, float), np.asarray(n_annotators, float)
         logc = self._log_components(n, k)
         resp = np.exp(logc - special.logsumexp(logc, axis=-1, keepdims=True))
         return np.sum(resp * (k[..., None] + self.alpha_) / (n[..., None] + self.alpha_ + self.beta_), axis=-1)
 
     def sample(self, size: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw ``size`` selection frequencies: a component by weight, then a Beta draw; shape (size,)."""
         comp = rng.choice(len(self.weights_), size=size, p=self.weights_)
         return rng.beta(self.alpha_[comp], self.beta_[comp])
 
 
-def initial_values(lv: Levels, n_components: int, n_init: int, rng: np.random.Generator):
+def initial_values(lv: Levels, n_components: int, n_init: int,
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Starting (weights, alpha, beta), each (n_init, K): the first start puts
     component means at quantiles of the observed k/n, the others at random ones."""
     counts = np.atleast_2d(lv.counts).mean(axis=0)
@@ -340,8 +349,9 @@ def _fit_restarts(lv: Levels, n_components: int, n_init: int, rng, max_iter: int
 
 
 def fit_beta_mixture_batch(lv: Levels, *, n_components: int | None = None, max_iter: int = 300,
-                           tol: float = 1e-7, random_state=0,
-                           selection_edges=None) -> tuple[BetaMixturePrior, BetaMixtureParams | None]:
+                           tol: float = 1e-7, random_state: int | np.random.Generator | None = 0,
+                           selection_edges: tuple[float, ...] | None = None
+                           ) -> tuple[BetaMixturePrior, BetaMixtureParams | None]:
     """Fit every batch row of ``lv.counts`` (B, L), warm-started from a full
     fit to the batch-mean counts (which also chooses K by BIC when None).
 

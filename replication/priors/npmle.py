@@ -20,6 +20,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.exceptions import ConvergenceWarning
 
 from replication.priors._base import (Levels, Selection, SelectionFrequencyPrior, check_identifiable,
@@ -166,10 +167,12 @@ class NPMLEPrior(SelectionFrequencyPrior):
             warnings.warn(f"NPMLEPrior: EM did not converge in {self.max_iter} iterations",
                           ConvergenceWarning, stacklevel=3)
 
-    def cell_mass(self, edges) -> np.ndarray:
+    def cell_mass(self, edges: ArrayLike) -> np.ndarray:
+        """Summed atom weights in each cell [edges[j], edges[j+1]], shape (C,)."""
         return atoms_to_cells(self.atoms_, self.weights_, np.asarray(edges, float))
 
-    def level_cell_joint(self, n, k, edges) -> np.ndarray:
+    def level_cell_joint(self, n: np.ndarray, k: np.ndarray, edges: ArrayLike) -> np.ndarray:
+        """P(k_l | n_l, s in cell j) P(s in cell j) for levels (L,), shape (L, C)."""
         return atoms_level_cell_joint(self.atoms_, self.weights_, n, k, np.asarray(edges, float))
 
     def _lik(self, n, k) -> np.ndarray:
@@ -178,16 +181,18 @@ class NPMLEPrior(SelectionFrequencyPrior):
     def _marginal(self, n, k) -> np.ndarray:
         return self._lik(n, k) @ self.weights_
 
-    def posterior_mean(self, n_selected, n_annotators) -> np.ndarray:
+    def posterior_mean(self, n_selected: ArrayLike, n_annotators: ArrayLike) -> np.ndarray:
+        """E[s | k, n] over the atoms, same shape as ``n_selected``."""
         joint = self._lik(n_annotators, n_selected) * self.weights_
         return (joint @ self.atoms_) / joint.sum(axis=-1)
 
     def sample(self, size: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw ``size`` atoms by weight, shape (size,)."""
         return rng.choice(self.atoms_, size=size, p=self.weights_)
 
 
 def fit_npmle_batch(lv: Levels, grid: np.ndarray, start: np.ndarray, *, max_iter: int = 100, tol: float = 1e-7,
-                    selection_edges=None) -> NPMLEParams:
+                    selection_edges: tuple[float, ...] | None = None) -> NPMLEParams:
     """Grid NPMLE of every batch row of ``lv.counts`` (B, L), warm-started from
     ``start`` (G,) (e.g. the fit to the batch-mean counts) mixed with 10% uniform
     so that no atom is lost."""
