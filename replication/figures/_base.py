@@ -21,12 +21,13 @@ import io
 import logging
 import textwrap
 import os
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg", force=True)
 import matplotlib.pyplot as plt  # noqa: E402
@@ -104,13 +105,15 @@ def register_figure(name: str, *, title: str, paper: str, inputs: tuple[str, ...
     return deco
 
 
-def style():
+def style() -> AbstractContextManager:
     """Context manager with the fixed figure style (:data:`STYLE`)."""
     return matplotlib.rc_context(STYLE)
 
 
-def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 7.0, height: float = 4.0, **kw):
-    """``plt.subplots`` in the fixed style; sizes in inches."""
+def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 7.0, height: float = 4.0,
+               **kw: Any) -> tuple[Figure, np.ndarray]:
+    """``plt.subplots`` in the fixed style; sizes in inches. Returns the Figure
+    and an object array of Axes of shape (nrows, ncols)."""
     with style():
         return plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False, **kw)
 
@@ -182,7 +185,7 @@ def data_notes() -> Iterator[list[str]]:
                 logger.handle(record)
 
 
-def render(name: str, reference_dir: str | os.PathLike, **options) -> tuple[Figure, dict]:
+def render(name: str, reference_dir: str | os.PathLike, **options: Any) -> tuple[Figure, dict]:
     """Draw figure ``name`` from the reference folder; returns the Figure and
     its data with ``inputs`` as provenance records (path, bytes, sha256, source)
     and ``notes``, what was logged while reading them (see :func:`data_notes`)."""
@@ -239,7 +242,8 @@ def save_figure(fig: Figure, data: dict, out_dir: str | os.PathLike, name: str) 
     return saved
 
 
-def generate(name: str, reference_dir: str | os.PathLike, out_dir: str | os.PathLike, **options) -> SavedFigure:
+def generate(name: str, reference_dir: str | os.PathLike, out_dir: str | os.PathLike,
+             **options: Any) -> SavedFigure:
     """Draw figure ``name`` from ``reference_dir`` and save it in ``out_dir``."""
     fig, data = render(name, reference_dir, **options)
     return save_figure(fig, data, out_dir, name)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from scipy import stats
 
 from replication.deconvolution import Deconvolution, cell_edges, fit_priors
@@ -125,7 +126,7 @@ def _nonzero(n: np.ndarray, k: np.ndarray, counts: np.ndarray) -> tuple[np.ndarr
     return np.asarray(n)[keep], np.asarray(k)[keep], np.asarray(counts, float)[keep]
 
 
-def study_panels(table: LevelTable, labels: tuple[str, str], *, selection_edges=EDGES,
+def study_panels(table: LevelTable, labels: tuple[str, str], *, selection_edges: tuple[float, ...] | None = EDGES,
                  true_s: tuple[np.ndarray, np.ndarray] | None = None, random_state: int = 0) -> list[HistogramPanel]:
     """The reference and replication panels of a study from one
     :class:`~replication.deconvolution.Deconvolution` fit per prior: the
@@ -160,7 +161,7 @@ def sample_panel(label: str, k: np.ndarray, n: np.ndarray, *, random_state: int 
 
 
 def expected_counts(prior: SelectionFrequencyPrior, n: np.ndarray, k: np.ndarray, counts: np.ndarray,
-                    selection_edges=None) -> dict[str, np.ndarray]:
+                    selection_edges: tuple[float, ...] | None = None) -> dict[str, np.ndarray]:
     """Observed and expected image counts at every level k = 0..n of each n
     present (levels ``n``, ``k`` with ``counts``, shape (L,)), and each level's
     group: its n, or (with ``selection_edges``) its n and selection bin.
@@ -190,7 +191,7 @@ def expected_counts(prior: SelectionFrequencyPrior, n: np.ndarray, k: np.ndarray
 
 
 def expected_histogram(prior: SelectionFrequencyPrior, n: np.ndarray, k: np.ndarray, counts: np.ndarray,
-                       selection_edges=None) -> tuple[np.ndarray, np.ndarray]:
+                       selection_edges: tuple[float, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(k/n values, expected share of images) under ``prior`` (and the
     selection model, see :func:`expected_counts`), merged over n."""
     e = expected_counts(prior, n, k, counts, selection_edges)
@@ -199,7 +200,7 @@ def expected_histogram(prior: SelectionFrequencyPrior, n: np.ndarray, k: np.ndar
 
 
 def goodness_of_fit(prior: SelectionFrequencyPrior, n: np.ndarray, k: np.ndarray, counts: np.ndarray,
-                    selection_edges=None, min_expected: float = 5.0) -> GoodnessOfFit:
+                    selection_edges: tuple[float, ...] | None = None, min_expected: float = 5.0) -> GoodnessOfFit:
     """Pearson chi-square of the observed counts against :func:`expected_counts`,
     cells pooled within each group until each expects ``min_expected`` images;
     dof = cells - groups - fitted parameters (at least 1). Without selection
@@ -225,7 +226,7 @@ def _coarse(mass: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return edges, mass.reshape(-1, per).sum(axis=1) / np.diff(edges)
 
 
-def draw_histograms(panels: list[HistogramPanel]):
+def draw_histograms(panels: list[HistogramPanel]) -> tuple[Figure, dict]:
     """One column per panel: observed share of images at each k/n (bars) with
     each prior's expected share (markers; under the selection model for
     selected images), and below the panel images' fitted true-s distribution
@@ -314,7 +315,10 @@ HISTOGRAM_CAPTION = ("Bars: share of images at each observed k/n. Reference imag
 @register_figure("engstrom2020_histograms", title="Selection frequencies: observed k/n with fitted priors",
                  paper="Engstrom et al. 2020, Identifying Statistical Bias in Dataset Replication",
                  inputs=(REAL_VOTES,))
-def draw_engstrom_histograms(reference_dir: Path, *, seed: int = 0):
+def draw_engstrom_histograms(reference_dir: Path, *, seed: int = 0) -> tuple[Figure, dict]:
+    """Histograms of k/n with the fitted priors' expected counts: a simulated
+    reference and MatchedFrequency replication (``seed``), and the real
+    ImageNet-ReaL votes (n = 5) from ``reference_dir``."""
     study = simulated_study(seed)
     cfg = study.config
     table = StudyData.from_tables(study.annotations, study.correctness).levels()
@@ -363,7 +367,8 @@ def chosen_models(reference_accuracy: pd.Series, count: int = 3) -> list[str]:
     return [order[i] for i in idx]
 
 
-def fs_figure(data: StudyData, models: list[str], *, prior: str = "npmle", truth: SimulatedStudy | None = None):
+def fs_figure(data: StudyData, models: list[str], *, prior: str = "npmle",
+              truth: SimulatedStudy | None = None) -> tuple[Figure, dict]:
     """f(s) of ``models`` (fitted, and true when the simulated ``truth`` is
     given) with the observed accuracy at each k/n, and the fitted priors.
     Returns (Figure, data dict with ``numbers`` and ``table``)."""
@@ -411,7 +416,10 @@ def fs_figure(data: StudyData, models: list[str], *, prior: str = "npmle", truth
 
 @register_figure("engstrom2020_fs_curves", title="Accuracy against selection frequency, f(s), for three models",
                  paper="Engstrom et al. 2020", inputs=())
-def draw_fs_curves(reference_dir: Path, *, seed: int = 0, prior: str = "npmle"):
+def draw_fs_curves(reference_dir: Path, *, seed: int = 0, prior: str = "npmle") -> tuple[Figure, dict]:
+    """Estimated f(s), accuracy against true selection frequency, for three
+    models of a simulated study (``seed``), with the true curves; ``prior`` is
+    ``"npmle"`` or ``"betabinomial"``. Reads nothing from ``reference_dir``."""
     study = simulated_study(seed)
     data = StudyData.from_tables(study.annotations, study.correctness)
     fig, out = fs_figure(data, chosen_models(study.truth["reference_accuracy"]), prior=prior, truth=study)
@@ -438,7 +446,8 @@ def preferred_method(results: BiasResults) -> str:
     return next((m for m in results.methods if m != "naive"), results.methods[0])
 
 
-def draw_adjusted_vs_raw(results: BiasResults, *, method: str | None = None, truth: pd.DataFrame | None = None):
+def draw_adjusted_vs_raw(results: BiasResults, *, method: str | None = None,
+                         truth: pd.DataFrame | None = None) -> tuple[Figure, dict]:
     """Left: raw and ``method``-adjusted (default :func:`preferred_method`)
     replication accuracy per model against reference accuracy, both lines,
     y = x (and the true adjusted line when known). Right: mean gap over
@@ -501,7 +510,12 @@ def draw_adjusted_vs_raw(results: BiasResults, *, method: str | None = None, tru
 
 @register_figure("engstrom2020_adjusted", title="Adjusted and raw replication accuracy with both lines",
                  paper="Engstrom et al. 2020", inputs=())
-def draw_engstrom_adjusted(reference_dir: Path, *, seed: int = 0, n_bootstrap: int = 100, method: str | None = None):
+def draw_engstrom_adjusted(reference_dir: Path, *, seed: int = 0, n_bootstrap: int = 100,
+                           method: str | None = None) -> tuple[Figure, dict]:
+    """Raw and ``method``-adjusted replication accuracy (percent) against
+    reference accuracy per model of a simulated study (``seed``), with both
+    least-squares lines and bootstrap CIs (``n_bootstrap`` replicates); None
+    picks :func:`preferred_method`. Reads nothing from ``reference_dir``."""
     study = simulated_study(seed)
     results = simulated_results(seed, n_bootstrap)
     fig, numbers = draw_adjusted_vs_raw(results, method=method, truth=study.truth)
@@ -522,7 +536,7 @@ def draw_engstrom_adjusted(reference_dir: Path, *, seed: int = 0, n_bootstrap: i
 
 
 # --------------------------------------------------------------------------- per-model gaps, selection
-def draw_gaps(results: BiasResults, truth: pd.DataFrame | None = None):
+def draw_gaps(results: BiasResults, truth: pd.DataFrame | None = None) -> tuple[Figure, dict]:
     """Per-model gap (reference minus replication accuracy, points) against
     reference accuracy: raw, each method's adjusted gap with its 95%
     interval, and the true gap when known. Returns (Figure, numbers)."""
@@ -552,7 +566,7 @@ def draw_gaps(results: BiasResults, truth: pd.DataFrame | None = None):
     return fig, numbers
 
 
-def draw_selection(study: SimulatedStudy):
+def draw_selection(study: SimulatedStudy) -> tuple[Figure, dict]:
     """Why matching on k/n is biased: the two datasets' shares of images in
     each selection bin (Recht et al.'s, which MatchedFrequency matches) and
     their true-s distributions. Returns (Figure, numbers)."""
@@ -605,7 +619,7 @@ def plug_in_by_annotators(study: StudyData, max_drop: int | None = None) -> dict
             "models": list(table.models)}
 
 
-def jackknife_figure(data: StudyData, *, true_mean_adjusted: float | None = None):
+def jackknife_figure(data: StudyData, *, true_mean_adjusted: float | None = None) -> tuple[Figure, dict]:
     """The plug-in estimate (mean over models, %) against mean 1/(n - d) as
     d annotators are dropped, the delete-1 jackknife line to 1/n = 0, the
     raw replication accuracy and (when known) the truth."""
@@ -649,7 +663,10 @@ def jackknife_figure(data: StudyData, *, true_mean_adjusted: float | None = None
 
 @register_figure("engstrom2020_jackknife", title="Jackknife: the plug-in estimate against 1/n, extrapolated to n = ∞",
                  paper="Engstrom et al. 2020", inputs=())
-def draw_jackknife(reference_dir: Path, *, seed: int = 0):
+def draw_jackknife(reference_dir: Path, *, seed: int = 0) -> tuple[Figure, dict]:
+    """The plug-in estimate against 1/n (annotators dropped) and its jackknife
+    extrapolation to n = infinity, on a simulated study (``seed``), with the
+    true mean adjusted accuracy. Reads nothing from ``reference_dir``."""
     study = simulated_study(seed)
     data = StudyData.from_tables(study.annotations, study.correctness)
     truth = 100 * float(study.truth["adjusted_replication_accuracy"].mean())
@@ -685,7 +702,7 @@ def placebo_gaps(annotations: pd.DataFrame, correct: pd.DataFrame, *, seed: int 
 @register_figure("engstrom2020_placebo", title="Placebo study on real ImageNet-ReaL votes (true gap 0)",
                  paper="Engstrom et al. 2020 correction, checked on real votes (issue 3 placebo)",
                  inputs=(REAL_VOTES, CORRECT_TOP1))
-def draw_placebo(reference_dir: Path, *, seed: int = 0, n_bootstrap: int = 200):
+def draw_placebo(reference_dir: Path, *, seed: int = 0, n_bootstrap: int = 200) -> tuple[Figure, dict]:
     """Mean gap per method (95% CI) in a replication staged inside ImageNet
     val with the real ReaL votes, for 2, 3 and 4 matching votes."""
     res = placebo_gaps(real_votes(reference_dir), correctness(reference_dir), seed=seed, n_bootstrap=n_bootstrap)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from scipy import stats
 
 from replication.errors import InputError
@@ -70,7 +71,7 @@ def accuracy_by_votes(annotations: pd.DataFrame, correct: pd.DataFrame, *,
 
 @register_figure("real_votes", title="Top-1 accuracy against ImageNet-ReaL human votes, by model family",
                  paper="Beyer et al. 2020 votes; Recht et al. 2019 models", inputs=(REAL_VOTES, CORRECT_TOP1))
-def draw_real_votes(reference_dir: Path):
+def draw_real_votes(reference_dir: Path) -> tuple[Figure, dict]:
     """Left: mean top-1 (%) at each number of the 5 raters who accepted the
     original label, per family with 95% intervals. Right: images per level."""
     res = accuracy_by_votes(real_votes(reference_dir), correctness(reference_dir))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from replication.fits.accuracy import AccuracyResults, accuracy_from_correctness
 from replication.errors import InputError
@@ -65,7 +66,8 @@ def v2_lines(acc: AccuracyResults, *, scale: str = "linear", n_bootstrap: int = 
 
 @register_figure("recht2019_v2_vs_v1", title="ImageNet-v2 vs ImageNet top-1, 67 models (Recht et al. 2019, Fig. 1)",
                  paper="Recht et al. 2019, Do ImageNet Classifiers Generalize to ImageNet?", inputs=(CORRECT_TOP1,))
-def draw_v2_vs_v1(reference_dir: Path, *, scale: str = "linear", n_bootstrap: int = 1000, seed: int = 0):
+def draw_v2_vs_v1(reference_dir: Path, *, scale: str = "linear", n_bootstrap: int = 1000,
+                  seed: int = 0) -> tuple[Figure, dict]:
     """Three panels (MatchedFrequency, Threshold0.7, TopImages) from the
     per-image correctness matrix."""
     fig, data = v2_vs_v1_figure(accuracy_from_correctness(correctness(reference_dir)), scale=scale,
@@ -73,7 +75,8 @@ def draw_v2_vs_v1(reference_dir: Path, *, scale: str = "linear", n_bootstrap: in
     return fig, {**data, "inputs": [reference_dir / CORRECT_TOP1]}
 
 
-def v2_vs_v1_figure(acc: AccuracyResults, *, scale: str = "linear", n_bootstrap: int = 1000, seed: int = 0):
+def v2_vs_v1_figure(acc: AccuracyResults, *, scale: str = "linear", n_bootstrap: int = 1000,
+                    seed: int = 0) -> tuple[Figure, dict]:
     """The Recht Fig. 1 style figure from any accuracies (see :func:`v2_lines`);
     returns (Figure, data without ``inputs``)."""
     res = v2_lines(acc, scale=scale, n_bootstrap=n_bootstrap, random_state=seed)

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from replication.figures._axes import accuracy_scale
 from replication.figures._base import PALETTE, new_figure, register_figure
 from replication.figures._data import TESTBED_TOP1, TESTBED_TYPES
 from replication.fits.importers import import_testbed
-from replication.fits.lines import LineFit, select_models
+from replication.fits.lines import LineFit, LineResults, select_models
 
 X, Y = "imagenet-val", "imagenetv2-matched-frequency"
 #: Taori et al.'s line: standard models with val >= 55 %, names without these substrings
@@ -22,7 +23,8 @@ LINE_MIN_VAL = 55.0
 CATEGORIES = ("STANDARD", "MORE_DATA", "ROBUST_INTV", "LOW_ACCURACY_CNN")
 
 
-def taori_line(table: pd.DataFrame, *, n_bootstrap: int = 1000, random_state: int = 0):
+def taori_line(table: pd.DataFrame, *, n_bootstrap: int = 1000,
+               random_state: int = 0) -> tuple[LineResults, pd.DataFrame, pd.DataFrame]:
     """Taori et al.'s line (logit axes) on the testbed table, and every
     evaluated model's effective robustness against it."""
     evaluated = table.dropna(subset=[X, Y]).reset_index(drop=True)
@@ -42,7 +44,7 @@ def taori_line(table: pd.DataFrame, *, n_bootstrap: int = 1000, random_state: in
                  title="Effective robustness on ImageNet-v2, testbed models (Taori et al. 2020)",
                  paper="Taori et al. 2020, Measuring Robustness to Natural Distribution Shifts",
                  inputs=(TESTBED_TOP1, TESTBED_TYPES))
-def draw_effective_robustness(reference_dir: Path, *, n_bootstrap: int = 1000, seed: int = 0):
+def draw_effective_robustness(reference_dir: Path, *, n_bootstrap: int = 1000, seed: int = 0) -> tuple[Figure, dict]:
     """Left: v2 vs val on logit axes with the line and y = x. Right: effective
     robustness (points) against val accuracy."""
     imported = import_testbed(reference_dir / TESTBED_TOP1, reference_dir / TESTBED_TYPES)

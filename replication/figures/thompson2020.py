@@ -9,13 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
 from replication.errors import InputError
 from replication.figures._base import PALETTE, new_figure, register_figure
 from replication.figures._data import THOMPSON
 from replication.io.tables import read_table
-from replication.fits.scaling import Conversions, ErrorTrendFit, ScalingFit
+from replication.fits.scaling import Conversions, ErrorTrendFit, ScalingFit, ScalingResults
 
 #: evaluation protocols comparable with Thompson et al.'s (trained or fine-tuned on ImageNet)
 PROTOCOLS = ("supervised", "fine-tuned")
@@ -32,7 +33,8 @@ def landmark_models(path: Path) -> pd.DataFrame:
     return df[df["eval_protocol"].isin(PROTOCOLS)].reset_index(drop=True)
 
 
-def compute_fit(models: pd.DataFrame, *, n_bootstrap: int = 1000, random_state: int = 0):
+def compute_fit(models: pd.DataFrame, *, n_bootstrap: int = 1000,
+                random_state: int = 0) -> tuple[pd.DataFrame, ScalingResults]:
     """Thompson's power law on the models with a training-compute estimate."""
     has = models.dropna(subset=["train_compute_flop", "top1_err_pct"])
     return has, ScalingFit(n_bootstrap=n_bootstrap, random_state=random_state).fit(
@@ -57,7 +59,7 @@ def _log_axis_pair(conv: Conversions):
 @register_figure("thompson2020_compute", title="ImageNet error vs training compute, extrapolated (Thompson et al.)",
                  paper="Thompson et al. 2020, The Computational Limits of Deep Learning; IEEE Spectrum 2021",
                  inputs=(THOMPSON,))
-def draw_compute(reference_dir: Path, *, n_bootstrap: int = 1000, seed: int = 0):
+def draw_compute(reference_dir: Path, *, n_bootstrap: int = 1000, seed: int = 0) -> tuple[Figure, dict]:
     """Error (%) vs training FLOP on log-log axes, the fit, its extrapolation
     to the targets with a 95% prediction band, USD and lb CO2e on top axes."""
     models = landmark_models(reference_dir / THOMPSON)
@@ -134,7 +136,7 @@ def draw_compute(reference_dir: Path, *, n_bootstrap: int = 1000, seed: int = 0)
 
 @register_figure("thompson2020_year", title="ImageNet error over the years, best model of each year (Thompson et al.)",
                  paper="Thompson et al. 2020; IEEE Spectrum 2021", inputs=(THOMPSON,))
-def draw_year(reference_dir: Path):
+def draw_year(reference_dir: Path) -> tuple[Figure, dict]:
     """Error (%, log axis) vs year: all landmark models, the best of each
     year, the fitted exponential trend with its prediction band, and the
     years at which the trend crosses 5/3/2 %."""

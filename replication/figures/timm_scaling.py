@@ -8,14 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
 from replication.figures._axes import accuracy_scale
 from replication.figures._base import new_figure, register_figure
 from replication.figures._data import TIMM_DIR
 from replication.fits.importers import TIMM_RESULTS, import_timm
-from replication.fits.lines import LineFit
-from replication.fits.scaling import ScalingFit, pareto_frontier
+from replication.fits.lines import LineFit, LineResults
+from replication.fits.scaling import ScalingFit, ScalingResults, pareto_frontier
 
 X, Y = "imagenet-val", "imagenetv2-matched-frequency"
 #: pretrained-tag fragments that mean data beyond ImageNet-1k (a name heuristic)
@@ -30,7 +31,8 @@ def pretraining(model_ids: pd.Series) -> np.ndarray:
     return np.where(tags.str.contains(EXTRA_DATA), "extra data", "ImageNet-1k")
 
 
-def timm_fits(table: pd.DataFrame, *, n_bootstrap: int = 1000, random_state: int = 0):
+def timm_fits(table: pd.DataFrame, *, n_bootstrap: int = 1000,
+              random_state: int = 0) -> tuple[pd.DataFrame, LineResults, pd.DataFrame, ScalingResults]:
     """The probit line of v2 on val over every configuration with both
     accuracies, and the frontier power law of error on GMACs per image."""
     both = table.dropna(subset=[X, Y]).reset_index(drop=True)
@@ -45,7 +47,11 @@ def timm_fits(table: pd.DataFrame, *, n_bootstrap: int = 1000, random_state: int
 @register_figure("timm_scaling", title="timm's 1,556 configurations: v2 vs val on probit axes; error vs GMACs",
                  paper="timm results (Wightman); Miller et al. 2021 accuracy on the line; Thompson et al. scaling",
                  inputs=(f"{TIMM_DIR}/{TIMM_RESULTS[X]}", f"{TIMM_DIR}/{TIMM_RESULTS[Y]}"))
-def draw_timm(reference_dir: Path, *, n_bootstrap: int = 1000, seed: int = 0):
+def draw_timm(reference_dir: Path, *, n_bootstrap: int = 1000, seed: int = 0) -> tuple[Figure, dict]:
+    """Left: ImageNet-v2 against val top-1 (percent, probit axes) over timm's
+    configurations with the fitted line. Right: val top-1 error against
+    inference GMACs per image with the frontier power law. Intervals from
+    ``n_bootstrap`` replicates seeded by ``seed``."""
     folder = reference_dir / TIMM_DIR
     imported = import_timm(folder)
     both, line, comp, scaling = timm_fits(imported.table, n_bootstrap=n_bootstrap, random_state=seed)

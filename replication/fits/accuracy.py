@@ -72,6 +72,7 @@ class AccuracyResults:
         return pd.DataFrame(cols)
 
     def summary(self) -> Summary:
+        """Per dataset: images, models, mean/min/max top-1 accuracy (percent)."""
         acc = self.accuracy
         table = pd.DataFrame({"images": self.n_images, "models": acc.shape[1], "mean top-1 (%)": acc.mean(axis=1),
                               "min": acc.min(axis=1), "max": acc.max(axis=1)})
@@ -80,6 +81,7 @@ class AccuracyResults:
         return Summary("Top-1 accuracy from a correctness matrix", info, table)
 
     def to_dict(self) -> dict:
+        """JSON-ready: per model and dataset, ``accuracy`` and ``ci`` as fractions in [0, 1]."""
         acc, (lo, hi) = self.accuracy, self.conf_int()
         return {"alpha": self.alpha, "n_images": self.n_images.to_dict(),
                 "models": {m: {d: {"accuracy": acc.loc[d, m] / 100, "ci": [lo.loc[d, m] / 100, hi.loc[d, m] / 100]}

@@ -78,6 +78,8 @@ class ImportResult:
         log.warning(msg)
 
     def summary(self) -> Summary:
+        """Models with a value and mean top-1 (percent) per dataset, input row
+        counts and the messages logged while importing."""
         rows = pd.DataFrame({"models with a value": self.table[self.datasets].notna().sum(),
                              "mean top-1 (%)": self.table[self.datasets].mean()})
         info = [("Source", self.source), ("Rows", str(len(self.table))),
@@ -85,6 +87,7 @@ class ImportResult:
         return Summary("Imported accuracy table", info, rows, notes=list(self.messages))
 
     def to_dict(self) -> dict:
+        """JSON-ready: source, row count, dataset columns, input counts, messages."""
         return {"source": self.source, "rows": len(self.table), "datasets": self.datasets,
                 "counts": self.counts, "messages": self.messages}
 

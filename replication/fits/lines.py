@@ -189,6 +189,7 @@ class OLSLine:
 
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray) -> "OLSLine":
+        """Ordinary least squares of ``y`` on ``x``, shape (n,) each."""
         x, y = np.asarray(x, float), np.asarray(y, float)
         a, b = weighted_lines(x, y, np.ones((1, len(x))))
         a, b = float(a[0]), float(b[0])
@@ -200,6 +201,7 @@ class OLSLine:
 
     @property
     def n(self) -> int:
+        """Number of points."""
         return len(self.x)
 
     def bse(self) -> tuple[float, float]:
@@ -209,6 +211,7 @@ class OLSLine:
         return float(se_a), float(se_b)
 
     def tcrit(self, alpha: float) -> float:
+        """Two-sided Student-t critical value at level ``alpha`` with n - 2 degrees of freedom."""
         return float(stats.t.ppf(1 - alpha / 2, self.n - 2))
 
     def se_mean(self, x0: np.ndarray) -> np.ndarray:
@@ -381,7 +384,8 @@ class LineResults:
     boot_params : ndarray of shape (B, 2) or None   bootstrap (intercept, slope)
     """
 
-    def __init__(self, model: LineFit, names, x, y, n_x, n_y, ols: OLSLine, boot: _Boot | None) -> None:
+    def __init__(self, model: LineFit, names: np.ndarray, x: np.ndarray, y: np.ndarray, n_x: np.ndarray | None,
+                 n_y: np.ndarray | None, ols: OLSLine, boot: _Boot | None) -> None:
         self.model, self.names, self.x, self.y = model, names, x, y
         self.n_x, self.n_y = n_x, n_y
         self._ols, self._boot = ols, boot
@@ -395,6 +399,7 @@ class LineResults:
     # -- parameters
     @property
     def ci_method(self) -> str:
+        """``"ols-t"`` without bootstrap replicates, else ``"bootstrap-percentile"``."""
         return "ols-t" if self._boot is None else "bootstrap-percentile"
 
     def conf_int(self, alpha: float | None = None) -> pd.DataFrame:
@@ -465,6 +470,8 @@ class LineResults:
 
     # -- reporting
     def summary(self, alpha: float | None = None) -> Summary:
+        """Coefficients (transformed scale) with standard errors and
+        ``1 - alpha`` intervals, plus fit information."""
         ci = self.conf_int(alpha)
         table = pd.DataFrame({"coef": self.params, "std err (OLS)": self.bse,
                               "ci lower": ci["lower"], "ci upper": ci["upper"]})

@@ -26,6 +26,7 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from replication.bootstrap import resample_counts
 from replication.errors import FitError, InputError
@@ -57,14 +58,15 @@ class Conversions:
     flop_per_unit: float = 1.0
     references: tuple[tuple[str, float], ...] = (("New York City, one month", 1.038e10),)
 
-    def flop(self, log10_compute):
+    def flop(self, log10_compute: ArrayLike) -> np.ndarray | float:
+        """FLOP for 10**log10_compute units of compute (same shape as the input)."""
         return np.power(10.0, np.asarray(log10_compute, dtype=float)) * self.flop_per_unit
 
-    def usd(self, log10_compute):
+    def usd(self, log10_compute: ArrayLike) -> np.ndarray | float:
         """US dollars for 10**log10_compute units of compute."""
         return self.flop(log10_compute) / self.flop_per_usd
 
-    def co2_lbs(self, log10_compute):
+    def co2_lbs(self, log10_compute: ArrayLike) -> np.ndarray | float:
         """Pounds of CO2e for 10**log10_compute units of compute."""
         return self.flop(log10_compute) / self.flop_per_lb_co2e
 
@@ -77,8 +79,11 @@ def _row_text(mask: np.ndarray, names: np.ndarray | None) -> str:
     return f"row{'s' if len(idx) > 1 else ''} {', '.join(str(i + 1) for i in idx[:5])}{more}{who}"
 
 
-def check_points(compute, error_pct, names=None) -> tuple[np.ndarray, np.ndarray]:
-    """Validate compute (> 0) and top-1 error (percent, 0 < e <= 100)."""
+def check_points(compute: ArrayLike, error_pct: ArrayLike,
+                 names: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Validate compute (> 0) and top-1 error (percent, 0 < e <= 100), shape
+    (n_models,) each; ``names`` label rows in error messages. Returns both as
+    float arrays of shape (n_models,); at least 3 models are needed."""
     try:
         c = np.asarray(compute, dtype=float).ravel()
         e = np.asarray(error_pct, dtype=float).ravel()
@@ -213,8 +218,8 @@ class ScalingResults:
     conversions : Conversions
     """
 
-    def __init__(self, model: ScalingFit, names, compute, error_pct, used, ols: OLSLine,
-                 boot: np.ndarray | None, conversions: Conversions) -> None:
+    def __init__(self, model: ScalingFit, names: np.ndarray, compute: np.ndarray, error_pct: np.ndarray,
+                 used: np.ndarray, ols: OLSLine, boot: np.ndarray | None, conversions: Conversions) -> None:
         self.model, self.names, self.compute, self.error_pct = model, names, compute, error_pct
         self.frontier_mask = used
         self._ols = ols
@@ -276,7 +281,7 @@ class ScalingResults:
             out["lower"], out["upper"] = 100 * 10 ** lo, 100 * 10 ** hi
         return out
 
-    def theoretical_log10_compute(self, target_error_pct, power: float = THEORY_POWER) -> np.ndarray:
+    def theoretical_log10_compute(self, target_error_pct: ArrayLike, power: float = THEORY_POWER) -> np.ndarray:
         """Compute needed if compute grew only with ``power`` (theory: 4) of the
         error improvement, starting from the fitted line at the largest compute
         used in the fit."""
@@ -320,6 +325,8 @@ class ScalingResults:
 
     # -- reporting
     def summary(self, targets: Sequence[float] = (5.0,), alpha: float | None = None) -> Summary:
+        """Coefficients with intervals, fit information and the compute, cost and
+        CO2 needed for each target error in ``targets`` (percent)."""
         ci = self.conf_int(alpha)
         params = pd.concat([self.params, pd.Series({"exponent": self.exponent})])
         bse = pd.concat([self.bse, pd.Series({"exponent": np.nan})])
@@ -394,6 +401,21 @@ class ErrorTrendFit:
 
     def fit(self, years: Sequence[float], error_pct: Sequence[float],
             names: Sequence[str] | None = None) -> "ErrorTrendResults":
+        """Fit on the best model of each year.
+
+        Parameters
+        ----------
+        years : sequence of float, shape (n_models,)
+            Calendar year of each model.
+        error_pct : sequence of float, shape (n_models,)
+            Top-1 error in percent.
+        names : sequence of str, default=None
+            Model names (kept in the best-of-year table and error messages).
+
+        Returns
+        -------
+        ErrorTrendResults
+        """
         table = best_of_year(years, error_pct, names)
         check_points(np.ones(len(table)), table["error_pct"], table["model"])
         if table["year"].nunique() < 3:
@@ -416,10 +438,12 @@ class ErrorTrendResults:
 
     @property
     def params(self) -> pd.Series:
+        """``intercept`` and ``slope`` (per year) of log10(error fraction)."""
         return pd.Series({"intercept": self._ols.intercept, "slope": self._ols.slope})
 
     @property
     def rsquared(self) -> float:
+        """R-squared of the line on the best-of-year points."""
         return self._ols.r2
 
     def predict(self, years: Sequence[float], band: bool = False, alpha: float | None = None) -> pd.DataFrame:
@@ -444,6 +468,8 @@ class ErrorTrendResults:
                              "lower": pi[:, 0], "upper": pi[:, 1]})
 
     def summary(self, targets: Sequence[float] = (5.0,)) -> Summary:
+        """Fit information, the best-of-year table and the year each target
+        error (percent) is reached."""
         notes = [f"{r.target_error_pct:g}% error reached in {r.year:.1f} (interval {r.lower:.1f} to {r.upper:.1f})"
                  for r in self.crossing_years(targets).itertuples(index=False)]
         info = [("Specification", "log10(error fraction) ~ year, best model of each year"),
@@ -453,6 +479,8 @@ class ErrorTrendResults:
         return Summary("Error over time", info, self.best, notes)
 
     def to_dict(self, targets: Sequence[float] = (5.0, 3.0, 2.0)) -> dict:
+        """JSON-ready fit: slope per year, intercept, r2, best-of-year rows and
+        crossing years (with intervals) keyed by target error in percent."""
         cross = self.crossing_years(targets)
         return {"slope_per_year": self._ols.slope, "intercept": self._ols.intercept, "r2": self.rsquared,
                 "best_of_year": self.best.to_dict("records"),
@@ -477,6 +505,8 @@ class BacktestResults:
     table: pd.DataFrame
 
     def summary(self) -> Summary:
+        """Cutoff, early-fit exponent, coverage of the prediction intervals and
+        the later-model table."""
         t = self.table
         info = [("Cutoff year", f"{self.cutoff_year:g}"), ("Models fitted", str(self.fit.nobs)),
                 ("Exponent (early fit)", f"{self.fit.exponent:.2f}"), ("Later models", str(len(t))),
@@ -485,6 +515,8 @@ class BacktestResults:
         return Summary("Backtest of the compute extrapolation", info, t)
 
     def to_dict(self) -> dict:
+        """JSON-ready backtest: cutoff, fit size, exponent, coverage (fraction
+        of later models inside their interval), median |log10 ratio| and rows."""
         t = self.table
         return {"cutoff_year": self.cutoff_year, "n_fit": self.fit.nobs, "exponent": self.fit.exponent,
                 "n_later": len(t), "coverage": float(t["inside"].mean()) if len(t) else None,
@@ -492,8 +524,8 @@ class BacktestResults:
                 "later": t.to_dict("records")}
 
 
-def backtest(compute, error_pct, years, cutoff_year: float, *, names=None, frontier: bool = False,
-             alpha: float = 0.05) -> BacktestResults:
+def backtest(compute: ArrayLike, error_pct: ArrayLike, years: ArrayLike, cutoff_year: float, *,
+             names: Sequence[str] | None = None, frontier: bool = False, alpha: float = 0.05) -> BacktestResults:
     """Fit Thompson's law on models with ``year <= cutoff_year`` and project
     the compute needed for the errors later models reached."""
     c, e = check_points(compute, error_pct, names)
