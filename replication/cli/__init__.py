@@ -37,6 +37,7 @@ log = logging.getLogger("replication")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``replication`` parser with every subcommand of :data:`COMMANDS` registered."""
     parser = argparse.ArgumentParser(
         prog="replication",
         description="Selection-frequency bias of dataset replication: evaluate, correct, fit, plot.",
@@ -92,4 +93,5 @@ def _one_line(exc: BaseException) -> str:
 
 
 def entry_point() -> None:
+    """Console-script entry: ``sys.exit(main())``."""
     sys.exit(main())

@@ -9,6 +9,7 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``accuracy`` subcommand on ``sub`` (``func=run``)."""
     p = sub.add_parser("accuracy", help="accuracy table (percent, exact intervals) from a correctness matrix",
                        description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("--correct", type=Path, required=True, help="correctness matrix (CSV or Parquet)")
@@ -18,6 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``replication accuracy`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
     from replication.fits.accuracy import accuracy_from_correctness
     from replication.io.atomic import write_table
     from replication.io.tables import load_correctness

@@ -6,6 +6,7 @@ import argparse
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``bias`` subcommand on ``sub`` (``func=run``)."""
     p = sub.add_parser(
         "bias", help="adjusted replication accuracy and gap per model, with bootstrap intervals",
         description="Estimate each model's replication accuracy on images whose TRUE selection "
@@ -36,6 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``replication bias`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
     from replication.errors import InputError
     from replication.estimators.results import SELECTION_AWARE, SelectionBiasEstimator, check_methods
     from replication.io import check_writable, load_annotations, load_correctness, write_outputs

@@ -1,10 +1,12 @@
 """``replication collect DIR --out FILE``: correctness matrix from evaluate's outputs."""
 from __future__ import annotations
 
+import argparse
 import sys
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``collect`` subcommand on ``sub`` (``func=run``)."""
     p = sub.add_parser("collect", help="build the correctness matrix (dataset,image_id,label,<model>...) from evaluate outputs")
     p.add_argument("dir", help="evaluate's --out folder")
     p.add_argument("--out", required=True, help="matrix file (.parquet or .csv)")
@@ -12,7 +14,8 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Run ``replication collect`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
     from evaluators.collect import collect_matrix
     from replication.io.atomic import write_table
     from replication.io.tables import model_columns

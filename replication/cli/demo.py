@@ -18,6 +18,7 @@ METHOD_ORDER = ("naive", "jackknife", "betabinomial", "npmle")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``demo`` subcommand on ``sub`` (``func=run``)."""
     p = sub.add_parser(
         "demo", help="simulate a replication study, correct its selection bias, print and plot the result",
         description="Simulates the published ImageNet-v2 picture (a raw drop near 11.7 points of which "
@@ -106,6 +107,7 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, seed: int = 0, *, n_bootstrap: i
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``replication demo`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
     from replication.errors import InputError
     from replication.estimators.results import check_methods
 

@@ -16,7 +16,8 @@ from replication.errors import InputError
 log = logging.getLogger(__name__)
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``evaluate`` subcommand on ``sub`` (``func=run``)."""
     p = sub.add_parser("evaluate", help="score pretrained classifiers; per-image parquet + JSON per (model, dataset)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", action="append", required=True, help="model id (repeatable): efficientnet_lite0, "
@@ -72,7 +73,8 @@ def pair_with_datasets(values: list[str], datasets: list[str], flag: str) -> dic
     return dict(zip(datasets, values))
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Run ``replication evaluate`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
     from evaluators.datasets import open_dataset
     from evaluators.distributed import DatasetSpec, GridOptions, run_grid, torchrun_shard
     from evaluators.engine import resolve_device

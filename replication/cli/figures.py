@@ -9,6 +9,7 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``figures`` subcommand on ``sub`` (``func=run``)."""
     p = sub.add_parser("figures", help="regenerate the paper figures from a reference folder",
                        description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("name", help="a figure name, 'all', or 'list' to print the names")
@@ -18,6 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``replication figures`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
     from replication.errors import InputError
     from replication.figures import FIGURES, generate_all
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``import-results`` subcommand on ``sub`` (``func=run``)."""
     p = sub.add_parser("import-results", help="accuracy table from timm's or the testbed's published results",
                        description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("--source", choices=("timm", "testbed"), required=True)
@@ -21,6 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``replication import-results`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
     from replication.errors import InputError
     from replication.fits.importers import import_testbed, import_timm
     from replication.io.atomic import write_table

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from replication.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def parse_where(items: list[str] | None) -> dict[str, list[str]]:
@@ -32,7 +36,7 @@ def add_filter_arguments(p: argparse.ArgumentParser) -> None:
                    help="skip rows with a blank value in the used columns (default: a blank is an error)")
 
 
-def read_filtered(args: argparse.Namespace, at_least: dict[str, float] | None = None):
+def read_filtered(args: argparse.Namespace, at_least: dict[str, float] | None = None) -> pd.DataFrame:
     """Read ``--table`` and apply ``--where`` / ``--exclude-names``; rows keep
     their 1-based position in the file (for messages)."""
     import numpy as np
@@ -51,6 +55,7 @@ def read_filtered(args: argparse.Namespace, at_least: dict[str, float] | None = 
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``lines`` subcommand on ``sub`` (``func=run``)."""
     p = sub.add_parser("lines", help="accuracy line across models (probit/logit/linear) with intervals",
                        description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("--table", type=Path, required=True, help="accuracy table (CSV or Parquet; percent)")
@@ -81,6 +86,7 @@ def _counts(df, col: str, override: int | None):
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``replication lines`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
     from replication.io.atomic import write_json, write_table
     from replication.fits.lines import LineFit, clean_columns, select_models
 

@@ -9,6 +9,7 @@ DEFAULT_METHODS = "naive,jackknife,betabinomial,npmle"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``placebo`` subcommand on ``sub`` (``func=run``)."""
     p = sub.add_parser(
         "placebo", help="placebo replication inside one real dataset: how much gap do the methods leave?",
         description="Split each image's votes into m matching votes and the rest, split the images into a "
@@ -32,6 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``replication placebo`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
     from replication.errors import InputError
     from replication.estimators.results import check_methods
     from replication.io import check_writable, load_annotations, load_correctness, write_json

@@ -8,6 +8,7 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``report`` subcommand on ``sub`` (``func=run``)."""
     p = sub.add_parser("report", help="write a self-contained HTML report",
                        description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("--reference", type=Path, default=None,
@@ -20,6 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``replication report`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
     from replication.errors import InputError
     from replication.report import build_report
 

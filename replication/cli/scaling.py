@@ -12,6 +12,7 @@ from replication.errors import InputError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``scaling`` subcommand on ``sub`` (``func=run``)."""
     p = sub.add_parser("scaling", help="Thompson-style compute scaling fit with extrapolation, cost and CO2",
                        description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("--table", type=Path, required=True, help="table with one row per model (CSV or Parquet)")
@@ -49,6 +50,7 @@ def _targets(text: str) -> list[float]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``replication scaling`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
     import numpy as np
 
     from replication.io.atomic import write_json

@@ -5,6 +5,7 @@ import argparse
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``simulate`` subcommand on ``sub`` (``func=run``)."""
     p = sub.add_parser(
         "simulate", help="write a simulated replication study (annotations, correctness, truth)",
         description="Simulate a reference pool and a candidate pool with different true selection "
@@ -40,6 +41,7 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``replication simulate`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
     import numpy as np
 
     from replication.errors import InputError

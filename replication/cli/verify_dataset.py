@@ -2,10 +2,12 @@
 copy with its manifest and list every difference (exit 1 if any)."""
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``verify-dataset`` subcommand on ``sub`` (``func=run``)."""
     p = sub.add_parser("verify-dataset", help="check a dataset copy against its manifest; list every difference")
     p.add_argument("--dataset", required=True, help="dataset id")
     p.add_argument("--root", required=True, help="the copy: folder, or .tar.gz for ImageNet-v2")
@@ -16,7 +18,9 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Run ``replication verify-dataset`` with the parsed ``args``; exit status 0 when
+    the copy matches its manifest, else 1."""
     from evaluators.datasets import open_dataset
     from evaluators.manifests import check_archive, check_dataset
 
