@@ -31,6 +31,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -38,6 +39,9 @@ import torch
 from evaluators.datasets.base import ImageSource
 from evaluators.preprocess import PreprocessCfg
 from replication.io.atomic import atomic_path, write_json
+
+if TYPE_CHECKING:
+    from evaluators.engine import Batch
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +108,7 @@ class CachedCrops(torch.utils.data.Dataset):
         return Batch(torch.arange(a, b + 1), images, [])  # a pinned chunk is sliced without a copy
 
     @staticmethod
-    def collate_fn(batch):
+    def collate_fn(batch: Batch) -> Batch:
         """``__getitems__`` already returns the collated batch."""
         return batch
 
@@ -144,10 +148,12 @@ class CropCache:
 
     @property
     def key(self) -> str:
+        """Cache key: the source's listing key and the crop key of ``cfg``."""
         return f"{source_key(self.source, self.dataset)}-{self.cfg.crop_key()}"
 
     @property
     def folder(self) -> Path | None:
+        """Disk folder of this cache (``cache_dir / key``), None in memory only."""
         return None if self.cache_dir is None else Path(self.cache_dir) / self.key
 
     def _ranges(self) -> list[range]:

@@ -28,6 +28,7 @@ class ImageNetClasses:
 
     @property
     def wnid_to_index(self) -> dict[str, int]:
+        """wnid -> class index (0..999)."""
         return _wnid_map(self.wnids)
 
     def __len__(self) -> int:

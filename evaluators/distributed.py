@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from evaluators.cache import CACHE_CHUNK, CACHE_MODES, CropCache, group_by_crop_key
+from evaluators.datasets.base import ImageSource
 from replication.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,8 @@ class DatasetSpec:
     manifest_check: dict | None = None
     source: object = field(default=None, compare=False, repr=False)
 
-    def open(self):
+    def open(self) -> ImageSource:
+        """The reader: ``source`` when already open, else :func:`open_dataset`."""
         from evaluators.datasets import open_dataset
 
         if self.source is not None:
@@ -111,7 +113,7 @@ def fill_cache(spec: DatasetSpec, model_id: str, opts: GridOptions) -> str:
     return cache.key
 
 
-def evaluate_unit(spec: DatasetSpec, model_ids: list[str], opts: GridOptions, *_after) -> list[dict]:
+def evaluate_unit(spec: DatasetSpec, model_ids: list[str], opts: GridOptions, *_after: object) -> list[dict]:
     """Evaluate ``model_ids`` (one crop-key group) on one dataset, decoding
     each image once when ``opts.cache`` is memory or disk. ``_after``: Ray
     object refs this task waits for (a cache fill)."""

@@ -22,6 +22,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,7 @@ class Batch:
     errors: list[tuple[int, str]]
 
     def pin_memory(self) -> "Batch":
+        """A copy with ``images`` in pinned host memory (called by DataLoader)."""
         return Batch(self.indices, self.images.pin_memory(), self.errors)
 
 
@@ -75,7 +77,9 @@ class CropDataset(torch.utils.data.Dataset):
             return index, None, f"unreadable: {exc.strerror or exc}" if isinstance(exc, FileNotFoundError) else str(exc)
 
 
-def collate_crops(items) -> Batch:
+def collate_crops(items: Sequence[tuple[int, torch.Tensor | None, str | None]]) -> Batch:
+    """Stack the readable crops of ``items`` (CropDataset outputs) into a
+    :class:`Batch`; the unreadable ones go to ``Batch.errors``."""
     good = [(i, x) for i, x, _ in items if x is not None]
     errors = [(i, e) for i, x, e in items if x is None]
     if good:
@@ -87,6 +91,7 @@ def collate_crops(items) -> Batch:
 
 
 def chunk_ranges(n: int, chunk_size: int) -> list[range]:
+    """Consecutive index ranges of ``chunk_size`` covering ``0..n-1`` (the last may be shorter)."""
     return [range(s, min(s + chunk_size, n)) for s in range(0, n, chunk_size)]
 
 
@@ -103,6 +108,8 @@ def shard_chunks(n_chunks: int, rank: int, world: int) -> range:
 
 
 def resolve_device(device: str) -> torch.device:
+    """``"auto"`` (cuda when available, else cpu), ``"cpu"`` or ``"cuda[:i]"``
+    as a torch device; InputError for anything else or CUDA without a GPU."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -113,6 +120,7 @@ def resolve_device(device: str) -> torch.device:
 
 
 def device_description(device: torch.device) -> str:
+    """``"cuda:<GPU name>"`` or ``"cpu:<processor> (<n> threads)"`` for the sidecar."""
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
     return f"cpu:{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
@@ -154,18 +162,19 @@ class ModelRunner:
         with torch.inference_mode():
             return self.logits(images).cpu()
 
-    def map(self, batches):
+    def map(self, batches: Iterable[Batch]) -> Iterator[tuple[Batch, torch.Tensor | None]]:
         """(batch, float32 CPU logits, or None when no image of the batch is readable) per batch, in order."""
         for batch in batches:
             yield batch, self(batch.images) if len(batch.indices) else None
 
 
 def default_workers() -> int:
+    """DataLoader workers: CPU count - 1, between 0 and 8."""
     return max(0, min(8, (os.cpu_count() or 1) - 1))
 
 
 def run_key(lm: LoadedModel, source: ImageSource, dataset: str, *, device: torch.device, precision: str,
-            batch_size: int, chunk_size: int, save_logits: bool, channels_last: bool, **variant) -> str:
+            batch_size: int, chunk_size: int, save_logits: bool, channels_last: bool, **variant: object) -> str:
     """Hash of everything that determines the per-image outputs."""
     listing = hashlib.sha256("\n".join(f"{s.image_id}\t{s.label}\t{s.location}" for s in source.samples).encode())
     blob = json.dumps({"model": lm.name, "weights": lm.provenance.get("weights_sha256"),
@@ -179,6 +188,7 @@ def run_key(lm: LoadedModel, source: ImageSource, dataset: str, *, device: torch
 
 
 def versions() -> dict:
+    """Versions of python, torch, torchvision, numpy and pillow (str each)."""
     import PIL
     import torchvision
 
@@ -241,7 +251,8 @@ def evaluate_source(lm: LoadedModel, source: ImageSource, dataset: str, out_dir:
                     force: bool = False, chunk_size: int = DEFAULT_CHUNK, channels_last: bool = True,
                     manifest_check: dict | None = None, progress: bool = True,
                     crops: torch.utils.data.Dataset | None = None, compile: bool = False,
-                    gpu_decode: bool = False, shard: tuple[int, int] = (0, 1), barrier=None) -> dict:
+                    gpu_decode: bool = False, shard: tuple[int, int] = (0, 1),
+                    barrier: Callable[[], None] | None = None) -> dict:
     """Evaluate one model on one dataset; write ``<model>.parquet`` and
     ``<model>.json`` under ``out_dir/<dataset>/`` and return the sidecar dict.
     A finished result is returned as is unless ``force``. ``crops`` replaces
@@ -255,7 +266,59 @@ def evaluate_source(lm: LoadedModel, source: ImageSource, dataset: str, out_dir:
     :mod:`evaluators.distributed`): each rank scores a contiguous block of
     chunks (:func:`shard_chunks`) into the shared work folder; after the
     barrier rank 0 assembles the outputs in sample order and the other ranks
-    return their own counts without writing."""
+    return their own counts without writing.
+
+    Parameters
+    ----------
+    lm : LoadedModel
+        Model, its resolved :class:`PreprocessCfg` and provenance.
+    source : ImageSource
+        Dataset reader; outputs follow ``source.samples`` order.
+    dataset : str
+        Dataset id (output folder name and sidecar field).
+    out_dir : str or Path
+        Results root.
+    device : str, default="auto"
+        ``"auto"``, ``"cpu"`` or ``"cuda[:i]"``.
+    precision : str, default="fp32"
+        ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast).
+    batch_size : int, default=64
+        Images per forward pass.
+    workers : int, default=None
+        DataLoader workers (None: :func:`default_workers`).
+    max_errors : int, default=0
+        Unreadable images tolerated; more raise InputError listing them.
+    save_logits : bool, default=False
+        Keep float16 logits, shape (n_images, 1000), in the Parquet file.
+    force : bool, default=False
+        Recompute even when finished outputs exist.
+    chunk_size : int, default=DEFAULT_CHUNK
+        Images per resumable chunk.
+    channels_last : bool, default=True
+        Run the model in channels_last memory format.
+    manifest_check : dict, default=None
+        Manifest check result copied into the sidecar.
+    progress : bool, default=True
+        Show a tqdm bar on stderr (when it is a TTY).
+    crops : torch Dataset, default=None
+        Replacement for :class:`CropDataset`.
+    compile : bool, default=False
+        ``torch.compile`` the model (uses the pipelined runner).
+    gpu_decode : bool, default=False
+        Decode JPEGs on the GPU (CUDA only).
+    shard : tuple of int, default=(0, 1)
+        ``(rank, world)``.
+    barrier : callable, default=None
+        Synchronises the ranks; required when ``world > 1``.
+
+    Returns
+    -------
+    dict
+        The ``<model>.json`` sidecar (``n_images``, ``n_scored``, ``n_errors``,
+        ``top1``/``top5`` as fractions in [0, 1], timings in seconds, ...),
+        with ``"skipped": True`` when existing results were returned; on ranks
+        other than 0, only that rank's counts and ``eval_time_s``.
+    """
     from tqdm import tqdm
 
     t_start = time.perf_counter()

@@ -57,9 +57,11 @@ class EncodedBatch:
     errors: list[tuple[int, str]] = field(default_factory=list)
 
     def pin_memory(self) -> "EncodedBatch":
+        """No-op (the batch is used as is); called by DataLoader."""
         return self
 
     def jpegs(self) -> list[torch.Tensor]:
+        """The encoded JPEGs to decode on the GPU, one uint8 (n_bytes,) view each."""
         return [self.data[a:b] for a, b in (s for s in self.spans if s is not None)]
 
 
@@ -103,7 +105,9 @@ class EncodedFiles(torch.utils.data.Dataset):
             return index, None, None, str(exc)
 
     @staticmethod
-    def collate_fn(items) -> EncodedBatch:
+    def collate_fn(items: list[tuple[int, torch.Tensor | None, torch.Tensor | None, str | None]]) -> EncodedBatch:
+        """Concatenate the JPEG bytes of ``items`` (spans into one uint8
+        tensor), keep the CPU-decoded crops, collect the errors."""
         good = [it for it in items if it[3] is None]
         spans, pos = [], 0
         for it in good:

@@ -44,12 +44,15 @@ class ManifestCheck:
 
     @property
     def ok(self) -> bool:
+        """True when no difference from the manifest was found."""
         return not self.differences
 
     def to_dict(self) -> dict:
+        """JSON-ready fields plus ``ok``."""
         return {**asdict(self), "ok": self.ok}
 
     def summary(self) -> str:
+        """One line: dataset, root, layout, image counts and whether it matches."""
         head = f"{self.dataset} at {self.root} ({self.layout}): {self.found_images} images, manifest {self.expected_images}"
         if self.ok:
             return head + ": matches the manifest"

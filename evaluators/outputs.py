@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ def result_paths(out_dir: str | Path, dataset: str, model_name: str) -> tuple[Pa
 
 
 def write_arrow(path: Path, table: pa.Table) -> None:
+    """Write ``table`` to the Parquet file ``path`` atomically (temp file + rename)."""
     with atomic_path(path, suffix=".parquet") as tmp:
         pq.write_table(table, tmp)
 
@@ -73,15 +75,19 @@ class ChunkStore:
             write_json(key_file, {"run_key": run_key})
 
     def path(self, chunk: int) -> Path:
+        """File of chunk number ``chunk`` (``chunk-00000.parquet``)."""
         return self.work_dir / f"chunk-{chunk:05d}.parquet"
 
     def done(self) -> set[int]:
+        """Numbers of the chunks already written."""
         return {int(p.stem.split("-")[1]) for p in self.work_dir.glob(CHUNK_GLOB)}
 
     def write(self, chunk: int, table: pa.Table) -> None:
+        """Write chunk ``chunk`` (a :func:`chunk_table`) atomically."""
         write_arrow(self.path(chunk), table)
 
     def read(self, chunks: list[int]) -> pa.Table:
+        """The given chunks concatenated in the order listed."""
         return pa.concat_tables([pq.read_table(self.path(c)) for c in chunks])
 
     def n_errors(self) -> int:
@@ -93,6 +99,7 @@ class ChunkStore:
         return total
 
     def remove(self) -> None:
+        """Delete the work folder and every chunk in it."""
         shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
@@ -116,7 +123,7 @@ def assemble(samples: list[Sample], chunks: pa.Table) -> pa.Table:
     return pa.table(cols)
 
 
-def summarize(table: pa.Table, samples: list[Sample], describe) -> dict:
+def summarize(table: pa.Table, samples: list[Sample], describe: Callable[[int], str]) -> dict:
     """Counts, top-1/top-5 over the scored images, and the error list."""
     err = table["error"].to_pylist()
     bad = np.array([e is not None for e in err], dtype=bool)

@@ -30,19 +30,21 @@ class PreprocessCfg:
     std: tuple[float, float, float] = IMAGENET_STD
 
     @classmethod
-    def from_crop_pct(cls, crop_size: int, crop_pct: float, **kw) -> "PreprocessCfg":
+    def from_crop_pct(cls, crop_size: int, crop_pct: float, **kw: object) -> "PreprocessCfg":
         """timm's rule: resize the shorter side to ``floor(crop_size / crop_pct)``."""
         return cls(crop_size=crop_size, resize_size=int(math.floor(crop_size / crop_pct)), **kw)
 
     @property
     def crop_pct(self) -> float:
+        """``crop_size / resize_size`` (e.g. 224 / 256 = 0.875)."""
         return self.crop_size / self.resize_size
 
-    def replace(self, **overrides) -> "PreprocessCfg":
+    def replace(self, **overrides: object) -> "PreprocessCfg":
         """A copy with the non-None ``overrides`` applied (argument > model cfg)."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
     def to_dict(self) -> dict:
+        """JSON-ready fields (``mean``/``std`` as lists)."""
         d = asdict(self)
         d["mean"], d["std"] = list(self.mean), list(self.std)
         return d

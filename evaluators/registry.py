@@ -58,11 +58,25 @@ class LoadedModel:
 _REGISTRY: dict[str, Callable[..., LoadedModel]] = {}
 
 
-def register_model(fn: Callable[..., LoadedModel] | None = None, *, name: str | None = None):
+def register_model(fn: Callable[..., LoadedModel] | None = None, *, name: str | None = None
+                   ) -> Callable[..., LoadedModel] | Callable[[Callable[..., LoadedModel]], Callable[..., LoadedModel]]:
     """Decorator: register a factory ``fn(weights=None, download=False) -> LoadedModel``
-    under ``name`` (default: the function name). Re-registering warns."""
+    under ``name`` (default: the function name). Re-registering warns.
 
-    def deco(f):
+    Parameters
+    ----------
+    fn : callable, default=None
+        The factory, when used as bare ``@register_model``.
+    name : str, default=None
+        Registry name, when used as ``@register_model(name=...)``.
+
+    Returns
+    -------
+    callable
+        ``fn`` itself (unchanged), or the decorator when ``fn`` is None.
+    """
+
+    def deco(f: Callable[..., LoadedModel]) -> Callable[..., LoadedModel]:
         key = name or f.__name__
         if key in _REGISTRY:
             warnings.warn(f"model {key!r} registered twice; the later factory wins", stacklevel=2)
@@ -80,6 +94,7 @@ def list_models() -> list[str]:
 
 
 def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of the file at ``path``, read in 4 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):

@@ -36,6 +36,7 @@ class SamePadConv2d(nn.Conv2d):
                          padding=kernel // 2 if stride == 1 else 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Convolution with TensorFlow "SAME" padding, (N, C, H, W) -> (N, C', H', W')."""
         if self.stride[0] > 1:
             pads = []
             for size, k, s in zip(x.shape[-1:-3:-1], self.kernel_size[::-1], self.stride[::-1]):
@@ -62,6 +63,7 @@ class MBConvBlock(nn.Module):
         self.skip = stride == 1 and in_ch == out_ch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Expand, depthwise, project (plus the skip when shapes allow), (N, C, H, W) -> (N, C', H', W')."""
         y = F.relu6(self._bn0(self._expand_conv(x))) if self.has_expand else x
         y = F.relu6(self._bn1(self._depthwise_conv(y)))
         y = self._bn2(self._project_conv(y))
@@ -71,8 +73,8 @@ class MBConvBlock(nn.Module):
 class EfficientNetLite(nn.Module):
     """EfficientNet-Lite classifier: images (N, 3, H, W) normalized -> logits (N, num_classes)."""
 
-    def __init__(self, blocks=LITE0_BLOCKS, stem: int = 32, head: int = 1280,
-                 num_classes: int = 1000, dropout: float = 0.2):
+    def __init__(self, blocks: tuple[tuple[int, int, int, int, int, int], ...] = LITE0_BLOCKS, stem: int = 32,
+                 head: int = 1280, num_classes: int = 1000, dropout: float = 0.2):
         super().__init__()
         self._conv_stem = SamePadConv2d(3, stem, 3, 2)
         self._bn0 = nn.BatchNorm2d(stem, eps=BN_EPS)
@@ -87,6 +89,7 @@ class EfficientNetLite(nn.Module):
         self._fc = nn.Linear(head, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalized images (N, 3, H, W) -> logits (N, num_classes)."""
         x = F.relu6(self._bn0(self._conv_stem(x)))
         for block in self._blocks:
             x = block(x)
