@@ -331,6 +331,8 @@ def evaluate_source(lm: LoadedModel, source: ImageSource, dataset: str, out_dir:
     if batch_size < 1 or chunk_size < 1:
         raise InputError("--batch-size and --chunk-size must be >= 1")
     dev = resolve_device(device)
+    if gpu_decode and dev.type != "cuda":
+        raise InputError("--gpu-decode needs a CUDA device")
     workers = default_workers() if workers is None else workers
     key = run_key(lm, source, dataset, device=dev, precision=precision, batch_size=batch_size,
                   chunk_size=chunk_size, save_logits=save_logits, channels_last=channels_last,
@@ -345,8 +347,6 @@ def evaluate_source(lm: LoadedModel, source: ImageSource, dataset: str, out_dir:
     done = store.done()
     mine = shard_chunks(len(chunks), rank, world)
     pending = [c for i, c in enumerate(chunks) if i not in done and i in mine]
-    if gpu_decode and dev.type != "cuda":
-        raise InputError("--gpu-decode needs a CUDA device")
     warmup_s = 0.0
     if dev.type == "cuda" or compile:
         from evaluators.gpu import EncodedFiles, PipelinedRunner

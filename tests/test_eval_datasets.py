@@ -215,3 +215,9 @@ def test_archive_checksum_mismatch_is_reported(tmp_path):
     p = write_tar(tmp_path / "imagenetv2-matched-frequency.tar.gz", v2_files(classes=(1,), per_class=1))
     diffs = check_archive(V2, p)
     assert any("sha256" in d for d in diffs) and any("bytes" in d for d in diffs)
+
+
+def test_class_folder_without_a_class_map_is_a_clear_error(tmp_path):
+    (tmp_path / "a").mkdir()
+    with pytest.raises(InputError, match="explicit class map"):
+        ClassFolder(tmp_path)

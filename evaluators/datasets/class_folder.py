@@ -57,6 +57,9 @@ class ClassFolder(FileSource):
 
     def __init__(self, root: str | os.PathLike, class_map: Mapping[str, int] | None = None):
         super().__init__(root)
+        if class_map is None and type(self).label_of is ClassFolder.label_of:  # subclasses bring their own rule
+            raise InputError(f"{self.root}: a class-folder tree needs an explicit class map (folder name -> "
+                             "class index 0..999; see read_class_map)")
         self.class_map = dict(class_map) if class_map is not None else None
         if not self.root.is_dir():
             raise InputError(f"{self.root}: dataset folder not found")

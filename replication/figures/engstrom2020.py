@@ -32,6 +32,7 @@ from replication.estimators.results import BiasResults, SelectionBiasEstimator
 from replication.figures._base import PALETTE, format_pvalue, mark_simulated, new_figure, register_figure
 from replication.figures._data import CORRECT_TOP1, REAL_VOTES, correctness, real_votes
 from replication.fits.lines import LineFit
+from replication.io.tables import model_columns
 from replication.priors._base import GoodnessOfFit, SelectionFrequencyPrior, _pool_cells
 from replication.sampling import EDGES, SELECTION_EDGES, frequency_bin
 from replication.simulate import SimulatedStudy, SimulationConfig, accuracy_curve, simulate
@@ -705,7 +706,8 @@ def placebo_gaps(annotations: pd.DataFrame, correct: pd.DataFrame, *, seed: int 
 def draw_placebo(reference_dir: Path, *, seed: int = 0, n_bootstrap: int = 200) -> tuple[Figure, dict]:
     """Mean gap per method (95% CI) in a replication staged inside ImageNet
     val with the real ReaL votes, for 2, 3 and 4 matching votes."""
-    res = placebo_gaps(real_votes(reference_dir), correctness(reference_dir), seed=seed, n_bootstrap=n_bootstrap)
+    cor = correctness(reference_dir)
+    res = placebo_gaps(real_votes(reference_dir), cor, seed=seed, n_bootstrap=n_bootstrap)
     fig, axes = new_figure(1, 1, width=9.0, height=5.4)
     ax = axes[0, 0]
     first = next(iter(res.values()))["mean_gap"]
@@ -721,7 +723,7 @@ def draw_placebo(reference_dir: Path, *, seed: int = 0, n_bootstrap: int = 200) 
     ax.axvline(0, color="black", ls=":", label="truth: no shift (gap 0)")
     ax.set_yticks(ypos, ["raw (no correction)" if k == "raw" else k for k in names])
     ax.set_ylim(-0.6, len(names) - 0.4)
-    ax.set_xlabel("mean gap over the 67 models (percentage points, 95% bootstrap CI)")
+    ax.set_xlabel(f"mean gap over the {len(model_columns(cor))} models (percentage points, 95% bootstrap CI)")
     ax.set_title("Placebo inside ImageNet val with real ReaL votes: a good correction lands on 0")
     fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=7.5)
     table = [{"matching votes": m, "estimate": k, "mean gap (points)": round(100 * v["value"], 2),
