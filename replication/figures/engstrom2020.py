@@ -33,6 +33,7 @@ from replication.figures._base import PALETTE, format_pvalue, mark_simulated, ne
 from replication.figures._data import CORRECT_TOP1, REAL_VOTES, correctness, real_votes
 from replication.fits.lines import LineFit
 from replication.io.tables import model_columns
+from replication.placebo import DEFAULT_MATCHING_VOTES, run_placebo
 from replication.priors._base import GoodnessOfFit, SelectionFrequencyPrior, _pool_cells
 from replication.sampling import EDGES, SELECTION_EDGES, frequency_bin
 from replication.simulate import SimulatedStudy, SimulationConfig, accuracy_curve, simulate
@@ -688,7 +689,6 @@ def placebo_gaps(annotations: pd.DataFrame, correct: pd.DataFrame, *, seed: int 
     """The placebo study (:func:`replication.placebo.run_placebo`) at each
     number of matching votes: mean gap over models per method with its 95%
     interval (fractions), and the staging counts. The true gap is 0."""
-    from replication.placebo import run_placebo
 
     out = {}
     for m in matching_votes:
@@ -730,9 +730,10 @@ def draw_placebo(reference_dir: Path, *, seed: int = 0, n_bootstrap: int = 200) 
               "95% CI": f"[{100 * v['ci'][0]:.2f}, {100 * v['ci'][1]:.2f}]",
               "covers 0": bool(v["ci"][0] <= 0 <= v["ci"][1])}
              for m, r in res.items() for k, v in r["mean_gap"].items()]
-    mid = res[3] if 3 in res else first
-    headline = {f"placebo (real votes, 3 matching votes): {k} mean gap": f"{100 * v['value']:.2f} points "
-                f"[{100 * v['ci'][0]:.2f}, {100 * v['ci'][1]:.2f}] (truth 0)" for k, v in mid["mean_gap"].items()}
+    m_head = DEFAULT_MATCHING_VOTES if DEFAULT_MATCHING_VOTES in res else next(iter(res))  # the CLI's default m
+    headline = {f"placebo (real votes, {m_head} matching votes): {k} mean gap": f"{100 * v['value']:.2f} points "
+                f"[{100 * v['ci'][0]:.2f}, {100 * v['ci'][1]:.2f}] (truth 0)"
+                for k, v in res[m_head]["mean_gap"].items()}
     return fig, {"inputs": [reference_dir / REAL_VOTES, reference_dir / CORRECT_TOP1],
                  "numbers": {"seed": seed, "n_bootstrap": n_bootstrap, "matching_votes": res},
                  "table": table, "headline": headline,
