@@ -74,7 +74,13 @@ class CropDataset(torch.utils.data.Dataset):
         except DecodeError as exc:
             return index, None, str(exc)
         except OSError as exc:
-            return index, None, f"unreadable: {exc.strerror or exc}" if isinstance(exc, FileNotFoundError) else str(exc)
+            return index, None, read_error(exc)
+
+
+def read_error(exc: OSError) -> str:
+    """The reason recorded for an image whose bytes ``ImageSource.read_bytes``
+    could not read (the same on the CPU and the GPU-decode path)."""
+    return f"unreadable: {exc.strerror or exc}" if isinstance(exc, FileNotFoundError) else str(exc)
 
 
 def collate_crops(items: Sequence[tuple[int, torch.Tensor | None, str | None]]) -> Batch:

@@ -32,7 +32,7 @@ import torch
 
 from evaluators.datasets.base import ImageSource
 from evaluators.decode import DecodeError, load_crop
-from evaluators.engine import Batch, ModelRunner
+from evaluators.engine import Batch, ModelRunner, read_error
 from evaluators.preprocess import PreprocessCfg
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class EncodedFiles(torch.utils.data.Dataset):
         try:
             data = self.source.read_bytes(index)
         except OSError as exc:
-            return index, None, None, f"unreadable: {exc.strerror or exc}"
+            return index, None, None, read_error(exc)
         on_gpu = (index * 0.6180339887) % 1.0 >= self.cpu_share  # spread the CPU share evenly over batches
         if on_gpu and data[:2] == JPEG_MAGIC and data.rstrip(b"\0")[-2:] == JPEG_END:
             try:
