@@ -30,6 +30,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,7 +54,7 @@ def source_key(source: ImageSource, dataset: str) -> str:
     """16-hex-digit hash of a dataset copy's listing: dataset id, root and
     every sample's (image id, label, location) in order."""
     h = hashlib.sha256(f"{dataset}\n{source.root.resolve()}\n".encode())
-    h.update("\n".join(f"{s.image_id}\t{s.label}\t{s.location}" for s in source.samples).encode())
+    h.update(source.listing())
     return h.hexdigest()[:16]
 
 
@@ -146,9 +147,10 @@ class CropCache:
         self.chunk_size = chunk_size
         self._memory: dict[int, _Chunk] = {}
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """Cache key: the source's listing key and the crop key of ``cfg``."""
+        """Cache key: the source's listing key and the crop key of ``cfg``
+        (hashed once; every chunk path uses it)."""
         return f"{source_key(self.source, self.dataset)}-{self.cfg.crop_key()}"
 
     @property

@@ -182,7 +182,7 @@ def default_workers() -> int:
 def run_key(lm: LoadedModel, source: ImageSource, dataset: str, *, device: torch.device, precision: str,
             batch_size: int, chunk_size: int, save_logits: bool, channels_last: bool, **variant: object) -> str:
     """Hash of everything that determines the per-image outputs."""
-    listing = hashlib.sha256("\n".join(f"{s.image_id}\t{s.label}\t{s.location}" for s in source.samples).encode())
+    listing = hashlib.sha256(source.listing())
     blob = json.dumps({"model": lm.name, "weights": lm.provenance.get("weights_sha256"),
                        "weights_kind": lm.provenance.get("weights"), "preprocess": lm.preprocess.hash(),
                        "dataset": dataset, "root": str(source.root.resolve()), "listing": listing.hexdigest(),

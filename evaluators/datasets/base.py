@@ -81,6 +81,11 @@ class ImageSource:
         """Human-readable location of sample ``index`` (for error lists)."""
         return self.samples[index].location
 
+    def listing(self) -> bytes:
+        """One UTF-8 line ``image_id<TAB>label<TAB>location`` per sample, in
+        order: the part of the run and crop-cache keys that identifies the listing."""
+        return "\n".join(f"{s.image_id}\t{s.label}\t{s.location}" for s in self.samples).encode()
+
     @property
     def labels(self) -> np.ndarray:
         """int64 (n_images,) labels in sample order."""
