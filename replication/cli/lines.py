@@ -87,9 +87,12 @@ def _counts(df, col: str, override: int | None):
 
 def run(args: argparse.Namespace) -> int:
     """Run ``replication lines`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
-    from replication.io.atomic import write_json, write_table
+    from replication.io.atomic import check_writable, write_outputs
     from replication.fits.lines import LineFit, clean_columns, select_models
 
+    for path in (args.json, args.residuals_out):
+        if path is not None:
+            check_writable(path)
     df = read_filtered(args)
     df = clean_columns(df, [args.x, args.y], dropna=args.dropna, model_col=args.model_col, source=str(args.table))
     if args.min_x is not None:
@@ -100,9 +103,10 @@ def run(args: argparse.Namespace) -> int:
         df[args.x], df[args.y], names=names, n_x=n_x, n_y=n_y)
     out = res.to_dict()
     out.update({"x": args.x, "y": args.y, "table": str(args.table), "seed": args.seed})
+    outputs = {args.json: out}
     if args.residuals_out is not None:
-        write_table(args.residuals_out, res.effective_robustness())
-    write_json(args.json, out)
+        outputs[args.residuals_out] = res.effective_robustness()
+    write_outputs(outputs)  # both or neither
     ci = res.conf_int()
     print(f"lines: {res.nobs} models, {args.scale}: slope {out['slope']:.4f} [{ci.loc['slope', 'lower']:.4f}, "
           f"{ci.loc['slope', 'upper']:.4f}], intercept {out['intercept']:.4f} "
