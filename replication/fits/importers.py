@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from replication.errors import InputError
-from replication.io.tables import read_table
+from replication.io.tables import name_list, read_table
 from replication.summary import Summary
 
 log = logging.getLogger(__name__)
@@ -90,12 +90,6 @@ class ImportResult:
         """JSON-ready: source, row count, dataset columns, input counts, messages."""
         return {"source": self.source, "rows": len(self.table), "datasets": self.datasets,
                 "counts": self.counts, "messages": self.messages}
-
-
-def _listed(items) -> str:
-    items = list(items)
-    more = f" (+{len(items) - _LISTED} more)" if len(items) > _LISTED else ""
-    return ", ".join(map(str, items[:_LISTED])) + more
 
 
 def _percent(frame: pd.DataFrame, col: str, path: Path) -> np.ndarray:
@@ -218,10 +212,10 @@ def import_timm(folder: str | os.PathLike, *, gmacs: bool = True) -> ImportResul
         only_right = merged["_merge"] == "right_only"
         if only_left.any():
             result._note(f"{TIMM_RESULTS[dataset]}: no row for {int(only_left.sum())} configuration(s) "
-                         f"({_listed(_config_names(merged[only_left]))}); their {dataset} is blank")
+                         f"({name_list(_config_names(merged[only_left]), _LISTED)}); their {dataset} is blank")
         if only_right.any():
             result._note(f"{TIMM_RESULTS[dataset]}: {int(only_right.sum())} configuration(s) not in "
-                         f"the files joined before it ({_listed(_config_names(merged[only_right]))}); kept as extra rows "
+                         f"the files joined before it ({name_list(_config_names(merged[only_right]), _LISTED)}); kept as extra rows "
                          f"with blank values for those files")
         for c in TIMM_META:   # metadata from the first file that has the row
             if f"_{c}" in merged.columns:
@@ -235,7 +229,7 @@ def import_timm(folder: str | os.PathLike, *, gmacs: bool = True) -> ImportResul
     table["model"] = np.where(two, table["timm_model"] + "@" + table["img_size"].astype(str), table["timm_model"])
     clash = table["model"].duplicated(keep=False)
     if clash.any():
-        raise InputError(f"{folder}: model ids collide after adding @img_size: {_listed(table.loc[clash, 'model'].unique())}")
+        raise InputError(f"{folder}: model ids collide after adding @img_size: {name_list(table.loc[clash, 'model'].unique(), _LISTED)}")
     if "param_count" in table.columns:
         table["param_count"] = pd.to_numeric(table["param_count"].astype(str).str.replace(",", "", regex=False),
                                              errors="coerce")
@@ -261,7 +255,7 @@ def _join_gmacs(table: pd.DataFrame, folder: Path, result: ImportResult) -> pd.D
     missing = out["infer_gmacs"].isna()
     if missing.any():
         result._note(f"benchmark-infer-*.csv: no GMACs for {int(missing.sum())} of {len(out)} configurations "
-                     f"({_listed(out.loc[missing, 'model'])}); their infer_gmacs is blank")
+                     f"({name_list(out.loc[missing, 'model'], _LISTED)}); their infer_gmacs is blank")
     return out
 
 
@@ -311,7 +305,7 @@ def import_testbed(path: str | os.PathLike, model_types: str | os.PathLike | Non
         df = df.merge(types, on="model", how="left")
         untyped = df[cols[0]].isna() if cols else pd.Series(False, index=df.index)
         if untyped.any():
-            result._note(f"{types_path}: no category for {int(untyped.sum())} model(s) ({_listed(df.loc[untyped, 'model'])})")
+            result._note(f"{types_path}: no category for {int(untyped.sum())} model(s) ({name_list(df.loc[untyped, 'model'], _LISTED)})")
         result.counts[types_path.name] = len(types)
     elif model_types is not None:
         raise InputError(f"{types_path}: no such file")

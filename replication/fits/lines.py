@@ -24,7 +24,7 @@ from scipy import special, stats
 
 from replication.bootstrap import resample_counts
 from replication.errors import FitError, InputError
-from replication.io.tables import require_columns
+from replication.io.tables import name_list, require_columns
 from replication.summary import Summary
 
 log = logging.getLogger(__name__)
@@ -111,8 +111,7 @@ ROW_COL = "__row__"   # optional column with each row's line number in its file 
 def _where(df: pd.DataFrame, mask: np.ndarray, model_col: str) -> str:
     """'rows 3, 7 (model a, b)' for the flagged rows, using file rows when known."""
     rows = df[ROW_COL].to_numpy()[mask] if ROW_COL in df.columns else np.flatnonzero(mask) + 1
-    more = f" (+{len(rows) - 5} more)" if len(rows) > 5 else ""
-    text = f"row{'s' if len(rows) > 1 else ''} {', '.join(map(str, rows[:5]))}{more}"
+    text = f"row{'s' if len(rows) > 1 else ''} {name_list(rows, 5)}"
     if model_col in df.columns:
         text += f" (model {', '.join(df.loc[mask, model_col].astype(str).head(3))})"
     return text
@@ -302,21 +301,15 @@ class LineFit:
         return LineResults(self, names, x, y, n_x, n_y, ols, boot)
 
 
-def _row_list(mask: np.ndarray, limit: int = 5) -> str:
-    idx = np.flatnonzero(mask) + 1
-    more = f" (+{len(idx) - limit} more)" if len(idx) > limit else ""
-    return ", ".join(map(str, idx[:limit])) + more
-
-
 def _as_percent(v, what: str) -> np.ndarray:
     try:
         a = np.asarray(v, dtype=float).ravel()
     except (TypeError, ValueError):
         raise InputError(f"{what}: accuracies must be numbers (percent)") from None
     if np.isnan(a).any():
-        raise InputError(f"{what}: rows {_row_list(np.isnan(a))}: accuracy is NaN")
+        raise InputError(f"{what}: rows {name_list(np.flatnonzero(np.isnan(a)) + 1, 5)}: accuracy is NaN")
     if ((a < 0) | (a > 100)).any():
-        raise InputError(f"{what}: rows {_row_list((a < 0) | (a > 100))}: accuracy outside 0..100 (percent)")
+        raise InputError(f"{what}: rows {name_list(np.flatnonzero((a < 0) | (a > 100)) + 1, 5)}: accuracy outside 0..100 (percent)")
     return a
 
 
@@ -364,7 +357,7 @@ def _bootstrap(x, y, n_x, n_y, scale, n_boot, rng) -> _Boot | None:
     return _Boot(a, b, yb - inverse_transform(fit_t, scale), tyb - fit_t)
 
 
-def _percentile_ci(samples: np.ndarray, alpha: float) -> np.ndarray:
+def percentile_ci(samples: np.ndarray, alpha: float) -> np.ndarray:
     """Percentile interval along axis 0, ignoring NaN resamples; shape (2, ...)."""
     return np.nanquantile(samples, [alpha / 2, 1 - alpha / 2], axis=0)
 
@@ -410,7 +403,7 @@ class LineResults:
             t = self._ols.tcrit(alpha)
             lo, hi = self.params - t * self.bse, self.params + t * self.bse
         else:
-            lo, hi = _percentile_ci(self.boot_params, alpha)
+            lo, hi = percentile_ci(self.boot_params, alpha)
         return pd.DataFrame({"lower": lo, "upper": hi}, index=["intercept", "slope"])
 
     # -- line and band
@@ -433,7 +426,7 @@ class LineResults:
                 lo_t, hi_t = fit_t - half, fit_t + half
             else:
                 grid = self._boot.intercept[:, None] + self._boot.slope[:, None] * tx[None, :]
-                lo_t, hi_t = _percentile_ci(grid, alpha)
+                lo_t, hi_t = percentile_ci(grid, alpha)
             out["lower_t"], out["upper_t"] = lo_t, hi_t
             out["lower"], out["upper"] = inverse_transform(lo_t, self.scale), inverse_transform(hi_t, self.scale)
         return out
@@ -453,8 +446,8 @@ class LineResults:
         out = pd.DataFrame({"model": self.names, "x": self.x, "y": self.y, "expected": pred["fit"].to_numpy(),
                             "er": self.y - pred["fit"].to_numpy(), "er_t": er_t})
         if self._boot is not None:
-            (out["er_lower"], out["er_upper"]) = _percentile_ci(self._boot.er, alpha)
-            (out["er_lower_t"], out["er_upper_t"]) = _percentile_ci(self._boot.er_t, alpha)
+            (out["er_lower"], out["er_upper"]) = percentile_ci(self._boot.er, alpha)
+            (out["er_lower_t"], out["er_upper_t"]) = percentile_ci(self._boot.er_t, alpha)
         else:
             var_t = self._ols.se_mean(transform(self.x, self.scale)) ** 2
             if self.n_y is not None:

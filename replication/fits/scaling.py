@@ -30,7 +30,8 @@ from numpy.typing import ArrayLike
 
 from replication.bootstrap import resample_counts
 from replication.errors import FitError, InputError
-from replication.fits.lines import OLSLine, weighted_lines
+from replication.fits.lines import OLSLine, percentile_ci, weighted_lines
+from replication.io.tables import name_list
 from replication.summary import Summary
 
 THEORY_POWER = 4.0
@@ -75,8 +76,7 @@ class Conversions:
 def _row_text(mask: np.ndarray, names: np.ndarray | None) -> str:
     idx = np.flatnonzero(mask)
     who = f" (model {', '.join(map(str, names[idx[:3]]))})" if names is not None else ""
-    more = f" (+{len(idx) - 5} more)" if len(idx) > 5 else ""
-    return f"row{'s' if len(idx) > 1 else ''} {', '.join(str(i + 1) for i in idx[:5])}{more}{who}"
+    return f"row{'s' if len(idx) > 1 else ''} {name_list(idx + 1, 5)}{who}"
 
 
 def check_points(compute: ArrayLike, error_pct: ArrayLike,
@@ -124,10 +124,6 @@ def _frontier_weights(e_sorted: np.ndarray, counts: np.ndarray) -> np.ndarray:
     running = np.minimum.accumulate(np.where(present, e_sorted, np.inf), axis=1)
     before = np.concatenate([np.full((counts.shape[0], 1), np.inf), running[:, :-1]], axis=1)
     return (present & (e_sorted < before)).astype(float)
-
-
-def _percentiles(samples: np.ndarray, alpha: float) -> np.ndarray:
-    return np.nanquantile(samples, [alpha / 2, 1 - alpha / 2], axis=0)
 
 
 def _exponent(slope):
@@ -244,7 +240,7 @@ class ScalingResults:
         if method == "bootstrap":
             if self.boot_params is None:
                 raise FitError("no bootstrap resamples (n_bootstrap=0)")
-            lo, hi = _percentiles(self.boot_params, alpha)
+            lo, hi = percentile_ci(self.boot_params, alpha)
         elif method == "ols":
             t = self._ols.tcrit(alpha)
             lo, hi = (self.params - t * self.bse).to_numpy(), (self.params + t * self.bse).to_numpy()
@@ -272,7 +268,7 @@ class ScalingResults:
             if interval == "bootstrap":
                 if self.boot_params is None:
                     raise FitError("no bootstrap resamples (n_bootstrap=0)")
-                lo, hi = _percentiles(self.boot_params[:, :1] + self.boot_params[:, 1:] * x[None, :], alpha)
+                lo, hi = percentile_ci(self.boot_params[:, :1] + self.boot_params[:, 1:] * x[None, :], alpha)
             elif interval in ("prediction", "mean"):
                 se = self._ols.se_pred(x) if interval == "prediction" else self._ols.se_mean(x)
                 lo, hi = fit - self._ols.tcrit(alpha) * se, fit + self._ols.tcrit(alpha) * se
@@ -314,7 +310,7 @@ class ScalingResults:
             with np.errstate(divide="ignore", invalid="ignore"):
                 xb = np.where(b < 0, (y0[None, :] - a) / b, np.inf)
             xb[np.isnan(b[:, 0])] = np.nan
-            out["boot_lower"], out["boot_upper"] = _percentiles(xb, alpha)
+            out["boot_lower"], out["boot_upper"] = percentile_ci(xb, alpha)
         out["theory_log10_compute"] = self.theoretical_log10_compute(t)
         conv = self.conversions
         out["compute"] = 10.0 ** x0
