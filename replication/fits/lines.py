@@ -276,16 +276,13 @@ class LineFit:
             residual intervals include the model's own sampling error.
         """
         _check_scale(self.scale)
-        if not (0 < self.alpha < 1):
-            raise InputError(f"alpha must be in (0, 1), got {self.alpha}")
-        if int(self.n_bootstrap) < 0:
-            raise InputError(f"n_bootstrap must be >= 0, got {self.n_bootstrap}")
+        check_fit_options(self.alpha, self.n_bootstrap)
         x, y = _as_percent(x, "x"), _as_percent(y, "y")
         if len(x) != len(y):
             raise InputError(f"x and y differ in length ({len(x)} vs {len(y)})")
         if len(x) < 3:
             raise InputError(f"a line needs at least 3 models, got {len(x)}")
-        names = np.asarray([str(i) for i in range(len(x))] if names is None else list(map(str, names)))
+        names = model_names(names, len(x))
         if self.scale != "linear":
             edge = (x <= 0) | (x >= 100) | (y <= 0) | (y >= 100)
             if edge.any():
@@ -299,6 +296,19 @@ class LineFit:
         rng = np.random.default_rng(self.random_state)
         boot = _bootstrap(x, y, n_x, n_y, self.scale, int(self.n_bootstrap), rng)
         return LineResults(self, names, x, y, n_x, n_y, ols, boot)
+
+
+def check_fit_options(alpha: float, n_bootstrap: int) -> None:
+    """InputError unless 0 < alpha < 1 and n_bootstrap >= 0."""
+    if not 0 < alpha < 1:
+        raise InputError(f"alpha must be in (0, 1), got {alpha}")
+    if int(n_bootstrap) < 0:
+        raise InputError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
+
+
+def model_names(names: Sequence[str] | None, n: int) -> np.ndarray:
+    """Model ids as an array of str, shape (n,); ``"0"``, ``"1"``, ... when None."""
+    return np.asarray([str(i) for i in range(n)] if names is None else list(map(str, names)))
 
 
 def _as_percent(v, what: str) -> np.ndarray:

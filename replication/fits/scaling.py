@@ -30,7 +30,7 @@ from numpy.typing import ArrayLike
 
 from replication.bootstrap import resample_counts
 from replication.errors import FitError, InputError
-from replication.fits.lines import OLSLine, percentile_ci, weighted_lines
+from replication.fits.lines import OLSLine, check_fit_options, model_names, percentile_ci, weighted_lines
 from replication.io.tables import name_list
 from replication.summary import Summary
 
@@ -168,12 +168,9 @@ class ScalingFit:
         error_pct : array-like of shape (n,) top-1 error in percent (0 < e <= 100)
         names : sequence of str, optional
         """
-        if not 0 < self.alpha < 1:
-            raise InputError(f"alpha must be in (0, 1), got {self.alpha}")
-        if int(self.n_bootstrap) < 0:
-            raise InputError(f"n_bootstrap must be >= 0, got {self.n_bootstrap}")
+        check_fit_options(self.alpha, self.n_bootstrap)
         c, e = check_points(compute, error_pct, names)
-        names = np.asarray([str(i) for i in range(len(c))] if names is None else list(map(str, names)))
+        names = model_names(names, len(c))
         used = pareto_frontier(c, e) if self.frontier else np.ones(len(c), dtype=bool)
         if used.sum() < 3:
             raise FitError(f"the Pareto frontier has only {int(used.sum())} model(s); a fit needs at least 3")
@@ -528,7 +525,7 @@ def backtest(compute: ArrayLike, error_pct: ArrayLike, years: ArrayLike, cutoff_
     yr = np.asarray(years, dtype=float)
     if np.isnan(yr).any():
         raise InputError("years must not be NaN")
-    names = np.asarray([str(i) for i in range(len(c))] if names is None else list(map(str, names)))
+    names = model_names(names, len(c))
     early = yr <= cutoff_year
     if early.sum() < 3:
         raise InputError(f"only {int(early.sum())} model(s) up to {cutoff_year:g}; the backtest needs at least 3")
