@@ -39,7 +39,7 @@ from replication.deconvolution import PoolSample
 from replication.errors import InputError
 from replication.estimators.results import BiasResults, SelectionBiasEstimator
 from replication.io.tables import model_columns
-from replication.sampling import EDGES, frequency_bin, largest_remainder, matched_frequency
+from replication.sampling import EDGES, frequency_bin, largest_remainder, matched_frequency, rank_within
 from replication.study import StudyData
 
 REFERENCE_SUFFIX = "placebo-reference"
@@ -155,10 +155,7 @@ def stage_placebo(annotations: pd.DataFrame, correctness: pd.DataFrame, rng: np.
     k_match = rng.hypergeometric(k, n - k, m)
     held_share = (k - k_match) / (n - m)
 
-    order = np.lexsort((rng.random(len(data)), cls))            # random order within class
-    rank = np.empty(len(data), np.int64)
-    _, start = np.unique(cls[order], return_index=True)
-    rank[order] = np.arange(len(data)) - np.repeat(start, np.diff(np.append(start, len(data))))
+    rank = rank_within(cls, rng.random(len(data)))              # random order within class
     coin = rng.random(np.max(cls) + 1) < 0.5                     # which half gets a class's odd image
     in_ref = (rank % 2 == 0) == coin[cls]
     kept = ~in_ref & (rng.random(len(data)) < (1.0 - held_share) ** thinning_power)

@@ -124,7 +124,7 @@ def _eligible(n_annotators: np.ndarray | None, size: int, min_annotators: int | 
     return np.asarray(n_annotators) >= min_annotators
 
 
-def _rank_within(groups: np.ndarray, priority: np.ndarray) -> np.ndarray:
+def rank_within(groups: np.ndarray, priority: np.ndarray) -> np.ndarray:
     """Rank of each item within its group by ascending priority, shape (N,)."""
     order = np.lexsort((priority, groups))
     sorted_groups = groups[order]
@@ -200,7 +200,7 @@ def matched_frequency(ref_freq: np.ndarray, ref_class: np.ndarray, cand_freq: np
     cand_bin = frequency_bin(np.asarray(cand_freq)[cand_ok], edges)
     group = cand_code * n_bins + cand_bin
     available = np.bincount(group, minlength=n_classes * n_bins).reshape(n_classes, n_bins)
-    rank = _rank_within(group, rng.random(len(group)))  # uniform order within (class, bin)
+    rank = rank_within(group, rng.random(len(group)))  # uniform order within (class, bin)
 
     taken = np.minimum(target, available)  # each bin's own draw
     left = available - taken
@@ -235,7 +235,7 @@ def threshold(cand_freq: np.ndarray, cand_class: np.ndarray, size_per_class: int
     ok = _eligible(cand_annotators, len(freq), min_annotators) & (freq >= limit)
     idx = np.flatnonzero(ok)
     classes, code = np.unique(cls[idx], return_inverse=True)
-    rank = _rank_within(code, rng.random(len(idx)))
+    rank = rank_within(code, rng.random(len(idx)))
     _warn_short(classes, np.minimum(np.bincount(code, minlength=len(classes)), size_per_class),
                 np.full(len(classes), size_per_class), "threshold")
     return np.sort(idx[rank < size_per_class])
