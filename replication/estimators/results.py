@@ -40,13 +40,6 @@ def check_methods(methods: Sequence[str] | str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def check_random_state(seed: Any) -> np.random.Generator:
-    """None, an int or a Generator -> a Generator (sklearn's helper, for numpy Generators)."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    return np.random.default_rng(seed)
-
-
 @dataclass(frozen=True)
 class BootstrapDistribution:
     """Bootstrap replicates (rows) of every estimate, per model (columns).
@@ -344,7 +337,7 @@ class SelectionBiasEstimator:
             if np.isnan(adj.accuracy).any():
                 raise FitError(f"method {m!r} gives no estimate: no reference image shares an observed "
                                "selection frequency with any replication image")
-        rng = check_random_state(self.random_state)
+        rng = np.random.default_rng(self.random_state)  # a Generator passes through unchanged
         ref_b, rep_b, adj_b = [], [], {m: [] for m in methods}
         for chunk in bootstrap_levels(study, int(self.n_bootstrap), rng, stratify=self.stratify):
             ref_b.append(chunk.reference_accuracy())
