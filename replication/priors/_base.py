@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -95,31 +96,45 @@ class Selection:
     group: np.ndarray
     n_group: np.ndarray
 
-    def _onehots(self) -> tuple[np.ndarray, np.ndarray]:
+    @cached_property
+    def _bin_onehot(self) -> np.ndarray:
+        """(L, G): 1 where level l lies in selection bin g (built once, used every EM step)."""
         g = np.zeros((len(self.group), self.group.max() + 1))
         g[np.arange(len(self.group)), self.group] = 1.0
+        return g
+
+    @cached_property
+    def _bin_to_n(self) -> np.ndarray:
+        """(G, N): 1 where bin g holds levels of the n_group-th number of annotators."""
         first = np.zeros(self.group.max() + 1, np.int64)
         first[self.group] = self.n_group
         to_n = np.zeros((len(first), first.max() + 1))
         to_n[np.arange(len(first)), first] = 1.0
-        return g, to_n
+        return to_n
+
+    def within_bin_dof(self, counts: np.ndarray) -> int:
+        """Degrees of freedom the within-bin frequencies of k leave: the sum of
+        (levels - 1) over the bins where some batch row of ``counts`` (..., L)
+        has images."""
+        seen = np.atleast_2d(counts).sum(axis=0) > 0
+        groups_seen = np.unique(self.group[seen])
+        return int(np.sum(np.bincount(self.group)[groups_seen] - 1))
 
     def augment(self, counts: np.ndarray, marginal: np.ndarray) -> np.ndarray:
         """Complete-data counts of the truncated-data EM (Dempster, Laird & Rubin
         1977): each image observed in bin B stands for (1 - P_B) / P_B unseen
         draws from the other bins, spread by the fitted marginal.
         counts, marginal (P(k | n)): (..., L) -> (..., L)."""
-        g, to_n = self._onehots()
+        g = self._bin_onehot
         seen = counts @ g
         ratio = seen / np.maximum(marginal @ g, 1e-300)               # (..., G)
-        per_n = ratio @ to_n                                          # (..., N)
+        per_n = ratio @ self._bin_to_n                                # (..., N)
         other = per_n[..., self.n_group] - ratio[..., self.group]
         return counts + marginal * other
 
     def loglik(self, counts: np.ndarray, marginal: np.ndarray) -> np.ndarray:
         """Conditional log-likelihood sum_l c_l log(P(k_l | n_l) / P(bin of l | n_l)), (...,)."""
-        g, _ = self._onehots()
-        in_bin = (marginal @ g)[..., self.group]
+        in_bin = (marginal @ self._bin_onehot)[..., self.group]
         return np.sum(counts * (np.log(np.maximum(marginal, 1e-300)) - np.log(np.maximum(in_bin, 1e-300))), axis=-1)
 
 
@@ -137,9 +152,7 @@ def complete_levels(lv: Levels, edges: tuple[float, ...]) -> tuple[Levels, Selec
     counts = np.zeros(lv.counts.shape[:-1] + (len(n_full),))
     counts[..., index] = lv.counts
     selection = Selection(group=group.reshape(-1), n_group=n_group)
-    seen = np.atleast_2d(counts).sum(axis=0) > 0
-    groups_seen = np.unique(selection.group[seen])
-    dof = int(np.sum(np.bincount(selection.group)[groups_seen] - 1))
+    dof = selection.within_bin_dof(counts)
     if dof < 2:
         raise FitError(
             f"selection on k/n in bins with edges {tuple(edges)} leaves {dof} within-bin degree(s) of freedom "

@@ -258,8 +258,7 @@ class BetaMixturePrior(SelectionFrequencyPrior):
         else:
             dof = int(lv.n.max())
             if selection is not None:                 # only within-bin frequencies are informative
-                seen = np.unique(selection.group[lv.counts > 0])
-                dof = int(np.sum(np.bincount(selection.group)[seen] - 1))
+                dof = selection.within_bin_dof(lv.counts)
             cap = max(1, (dof + 1) // 3)
             candidates = list(range(1, max(1, min(int(self.max_components), cap)) + 1))
         best, self.bic_ = None, {}
