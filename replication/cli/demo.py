@@ -108,12 +108,11 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, seed: int = 0, *, n_bootstrap: i
 
 def run(args: argparse.Namespace) -> int:
     """Run ``replication demo`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
-    from replication.errors import InputError
+    from replication.cli import require_nonnegative
     from replication.estimators.results import check_methods
 
     methods = check_methods(args.methods) if args.methods else None
-    if args.bootstrap < 0:
-        raise InputError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+    require_nonnegative("--bootstrap", args.bootstrap)
     demo = run_demo(args.out, args.seed, n_bootstrap=args.bootstrap, methods=methods)
     print(demo["text"])
     print(f"done in {demo['seconds']:.1f} s")

@@ -36,7 +36,7 @@ def add_filter_arguments(p: argparse.ArgumentParser) -> None:
                    help="skip rows with a blank value in the used columns (default: a blank is an error)")
 
 
-def read_filtered(args: argparse.Namespace, at_least: dict[str, float] | None = None) -> pd.DataFrame:
+def read_filtered(args: argparse.Namespace) -> pd.DataFrame:
     """Read ``--table`` and apply ``--where`` / ``--exclude-names``; rows keep
     their 1-based position in the file (for messages)."""
     import numpy as np
@@ -51,7 +51,7 @@ def read_filtered(args: argparse.Namespace, at_least: dict[str, float] | None = 
     df = pd.concat([df, pd.Series(np.arange(1, len(df) + 1), index=df.index, name=ROW_COL)], axis=1)
     excl = [s for s in args.exclude_names.split(",") if s]
     return select_models(df, where=parse_where(args.where), exclude_substrings=excl,
-                         model_col=args.model_col, source=str(args.table), at_least=at_least)
+                         model_col=args.model_col, source=str(args.table))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -34,14 +34,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``replication placebo`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
-    from replication.errors import InputError
+    from replication.cli import require_nonnegative
     from replication.estimators.results import check_methods
     from replication.io import check_writable, load_annotations, load_correctness, write_json
     from replication.placebo import DEFAULT_MATCHING_VOTES, placebo_dict, run_placebo
 
     methods = check_methods(args.methods)
-    if args.bootstrap < 0:
-        raise InputError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+    require_nonnegative("--bootstrap", args.bootstrap)
     m = DEFAULT_MATCHING_VOTES if args.matching_votes is None else args.matching_votes
     check_writable(args.json)
     annotations = load_annotations(args.annotations)

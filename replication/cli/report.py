@@ -22,12 +22,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``replication report`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
-    from replication.errors import InputError
+    from replication.cli import require_nonnegative
     from replication.report import build_report
 
     start = time.perf_counter()
-    if args.bootstrap is not None and args.bootstrap < 0:
-        raise InputError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+    require_nonnegative("--bootstrap", args.bootstrap)
     path = build_report(args.out, args.reference, seed=args.seed, n_bootstrap=args.bootstrap)
     print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - start:.1f} s")
     return 0
