@@ -123,13 +123,12 @@ def run(args: argparse.Namespace) -> int:
                                    **({"shard": shard, "barrier": barrier} if shard[1] > 1 else {})))
     for res in run_grid(specs, args.model, opts, backend=args.backend, address=args.address):
         name, ds = res["model"], res["dataset"]
-        if res.get("skipped"):
-            print(f"{name} on {ds}: already done (top1 {res['top1']:.4f}); --force to redo")
-            continue
         if res.get("rank"):
             continue  # rank 0 reports the assembled result
-        top1 = "n/a" if res["top1"] is None else f"{res['top1']:.4f}"
-        top5 = "n/a" if res["top5"] is None else f"{res['top5']:.4f}"
+        top1, top5 = ("n/a" if res[k] is None else f"{res[k]:.4f}" for k in ("top1", "top5"))
+        if res.get("skipped"):
+            print(f"{name} on {ds}: already done (top1 {top1}); --force to redo")
+            continue
         print(f"{name} on {ds}: top1 {top1} top5 {top5} over {res['n_scored']} of {res['n_images']} images "
               f"({res['n_errors']} errors), {res['images_per_s'] or 0:.1f} img/s, model load {res['model_load_s']:.1f}s")
     sys.stdout.flush()
