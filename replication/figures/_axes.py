@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
 
 from replication.fits.lines import inverse_transform, transform
 
@@ -28,3 +28,10 @@ def accuracy_scale(ax: Axes, axis: str, scale: str, lo: float, hi: float) -> Non
         target.set_minor_locator(NullLocator())
         target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     getattr(ax, f"set_{axis}lim")(lo, hi)
+
+
+def error_ticks(ax: Axes, ticks: tuple[float, ...]) -> None:
+    """Plain-number ``ticks`` on a log y axis of errors in percent, no minor labels."""
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
 from replication.errors import InputError
+from replication.figures._axes import error_ticks
 from replication.figures._base import PALETTE, new_figure, register_figure
 from replication.figures._data import THOMPSON
 from replication.io.tables import read_table
@@ -21,6 +21,8 @@ from replication.fits.scaling import Conversions, ErrorTrendFit, ScalingFit, Sca
 #: evaluation protocols comparable with Thompson et al.'s (trained or fine-tuned on ImageNet)
 PROTOCOLS = ("supervised", "fine-tuned")
 TARGETS = (5.0, 3.0, 2.0)
+#: ticks of the log error axes (percent)
+ERROR_TICKS = (2, 3, 5, 10, 20, 40)
 _COLUMNS = ("model", "year", "top1_err_pct", "train_compute_flop", "eval_protocol")
 
 
@@ -39,13 +41,6 @@ def compute_fit(models: pd.DataFrame, *, n_bootstrap: int = 1000,
     has = models.dropna(subset=["train_compute_flop", "top1_err_pct"])
     return has, ScalingFit(n_bootstrap=n_bootstrap, random_state=random_state).fit(
         has["train_compute_flop"], has["top1_err_pct"], names=has["model"])
-
-
-def _error_ticks(ax) -> None:
-    """Plain-number ticks on a log error axis (percent), no minor labels."""
-    ax.yaxis.set_major_locator(FixedLocator([2, 3, 5, 10, 20, 40]))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _log_axis_pair(conv: Conversions):
@@ -105,7 +100,7 @@ def draw_compute(reference_dir: Path, *, n_bootstrap: int = 1000, seed: int = 0)
     ax.axvline(nyc_flop, color="#CC79A7", lw=1.2, ls="-.", label=f"CO2 of {nyc_name} ({nyc_lbs:.3g} lb)")
     ax.set_xlim(10 ** x_lo, 10 ** x_hi)
     ax.set_ylim(1.5, 60)
-    _error_ticks(ax)
+    error_ticks(ax, ERROR_TICKS)
     ax.set_xlabel("training compute (FLOP, log scale)")
     ax.set_ylabel("ImageNet top-1 error (%, log scale)")
     usd, co2 = _log_axis_pair(conv)
@@ -162,7 +157,7 @@ def draw_year(reference_dir: Path) -> tuple[Figure, dict]:
         ax.annotate(f"{r.target_error_pct:g}% in {r.year:.0f} [{r.lower:.0f}, {r.upper:.0f}]", (r.year, r.target_error_pct),
                     xytext=(7, 4), textcoords="offset points", ha="left", fontsize=7.5, color="#D55E00")
     ax.set_ylim(1.5, 60)
-    _error_ticks(ax)
+    error_ticks(ax, ERROR_TICKS)
     ax.set_xlabel("year of publication")
     ax.set_ylabel("ImageNet top-1 error (%, log scale)")
     ax.set_title("Best ImageNet error by year, with the exponential trend")

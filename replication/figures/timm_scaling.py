@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
-from replication.figures._axes import accuracy_scale
+from replication.figures._axes import accuracy_scale, error_ticks
 from replication.figures._base import new_figure, register_figure
 from replication.figures._data import TIMM_DIR
 from replication.fits.importers import TIMM_RESULTS, import_timm
@@ -98,9 +97,7 @@ def draw_timm(reference_dir: Path, *, n_bootstrap: int = 1000, seed: int = 0) ->
     axc.set_xlabel("inference compute (GMACs per image, log scale)")
     axc.set_ylabel("ImageNet val top-1 error (%, log scale)")
     axc.set_title("Error against compute per image")
-    axc.yaxis.set_major_locator(FixedLocator([5, 10, 20, 30, 50, 70]))
-    axc.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    axc.yaxis.set_minor_formatter(NullFormatter())
+    error_ticks(axc, (5, 10, 20, 30, 50, 70))
     axc.legend(loc="lower left")
     er = line.effective_robustness()
     numbers = {"n_configurations": len(imported.table), "import_messages": imported.messages,
