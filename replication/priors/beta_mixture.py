@@ -164,10 +164,11 @@ def fit_beta_mixture_levels(lv: Levels, weights0: np.ndarray, alpha0: np.ndarray
               np.clip(theta[1] - 2 * alpha * r[1] + alpha * alpha * v[1], _LOG_MIN, _LOG_MAX),
               np.clip(theta[2] - 2 * alpha * r[2] + alpha * alpha * v[2], _LOG_MIN, _LOG_MAX))
         ta = em(ta)
-        better = loglik(ta)[0] >= loglik(t2)[0]
+        ll_a, ll_2 = loglik(ta)[0], loglik(t2)[0]
+        better = ll_a >= ll_2
         new = tuple(np.where(better[:, None], xa, x2) for xa, x2 in zip(ta, t2))
         new = tuple(np.where(converged[:, None], x0, xn) for x0, xn in zip(theta, new))
-        ll_new = loglik(new)[0]
+        ll_new = np.where(converged, ll, np.where(better, ll_a, ll_2))  # loglik(new), row by row
         converged |= np.abs(ll_new - ll) < tol * total
         theta, ll = new, ll_new
         if converged.all():

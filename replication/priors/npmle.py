@@ -93,10 +93,10 @@ def fit_npmle_levels(lv: Levels, grid: np.ndarray, weights0: np.ndarray | None =
         alpha = np.clip(alpha, -100.0, -1.0)[:, None]
         wa = np.maximum(w - 2 * alpha * r + alpha * alpha * v, 0.0)
         wa = em(wa / np.maximum(wa.sum(axis=1, keepdims=True), 1e-300))
-        better = (loglik(wa) >= loglik(w2))[:, None]
-        w_new = np.where(better, wa, w2)
-        w = np.where(converged[:, None], w, w_new)
-        ll_new = loglik(w)
+        ll_a, ll_2 = loglik(wa), loglik(w2)
+        better = ll_a >= ll_2
+        w = np.where(converged[:, None], w, np.where(better[:, None], wa, w2))
+        ll_new = np.where(converged, ll, np.where(better, ll_a, ll_2))  # loglik(w), row by row
         converged |= ((ll_new - ll) < tol * total[:, 0]) | (gap(w) < 1e-6)
         ll = ll_new
     return NPMLEParams(grid=grid, weights=w, loglik=loglik(w), converged=converged, n_iter=it)
