@@ -9,7 +9,6 @@ and whatever the reader could not use (extra folders, stray files).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -19,6 +18,7 @@ import numpy as np
 
 from evaluators.classes import imagenet_classes
 from evaluators.datasets.base import ImageSource
+from evaluators.registry import file_digest
 from replication.errors import InputError
 from replication.io.tables import DATASET_IDS
 
@@ -101,12 +101,7 @@ def check_archive(dataset_id: str, path: str | Path) -> list[str]:
         if arch.get("bytes") is not None and path.stat().st_size != arch["bytes"]:
             out.append(f"{path.name}: {path.stat().st_size} bytes, published {arch['bytes']}")
         for algo in ("sha256", "md5"):
-            if arch.get(algo):
-                h = hashlib.new(algo)
-                with open(path, "rb") as f:
-                    for block in iter(lambda: f.read(1 << 22), b""):
-                        h.update(block)
-                if h.hexdigest() != arch[algo]:
-                    out.append(f"{path.name}: {algo} {h.hexdigest()}, published {arch[algo]}")
+            if arch.get(algo) and (digest := file_digest(path, algo)) != arch[algo]:
+                out.append(f"{path.name}: {algo} {digest}, published {arch[algo]}")
         return out
     return []

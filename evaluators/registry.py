@@ -93,9 +93,9 @@ def list_models() -> list[str]:
     return sorted(set(_REGISTRY) | set(torchvision.models.list_models(module=torchvision.models)))
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of the file at ``path``, read in 4 MiB blocks."""
-    h = hashlib.sha256()
+def file_digest(path: str | os.PathLike, algo: str = "sha256") -> str:
+    """Hex ``algo`` digest (any :func:`hashlib.new` name) of the file at ``path``, read in 4 MiB blocks."""
+    h = hashlib.new(algo)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
@@ -147,7 +147,7 @@ def _random_init(build: Callable[[], object]):
 def _weights_provenance(path: Path | None, kind: str) -> dict:
     if path is None:
         return {"weights": kind, "weights_file": None, "weights_sha256": None, "random_seed": RANDOM_SEED}
-    return {"weights": kind, "weights_file": str(path), "weights_sha256": file_sha256(path)}
+    return {"weights": kind, "weights_file": str(path), "weights_sha256": file_digest(path)}
 
 
 # ---------------------------------------------------------------- EfficientNet-Lite0
