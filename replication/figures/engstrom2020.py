@@ -68,6 +68,13 @@ def simulated_results(seed: int = 0, n_bootstrap: int = 100) -> BiasResults:
         study.annotations, study.correctness)
 
 
+def mean_gap_dict(means: pd.DataFrame) -> dict[str, dict]:
+    """``BiasResults.mean_gap_conf_int()`` (rows raw and each method; columns
+    value, lower, upper) as ``{row: {"value": x, "ci": [lower, upper]}}``."""
+    return {k: {"value": float(r["value"]), "ci": [float(r["lower"]), float(r["upper"])]}
+            for k, r in means.iterrows()}
+
+
 def true_curves(study: SimulatedStudy, s: np.ndarray) -> pd.DataFrame:
     """The simulator's true replication curves P(correct | s), one column per model."""
     cfg = study.config
@@ -505,8 +512,7 @@ def draw_adjusted_vs_raw(results: BiasResults, *, method: str | None = None,
     axm.axvline(0, color="#999999", lw=0.8)
     axm.set_xlabel("mean gap over models (percentage points, 95% CI)")
     axm.set_title("How much of the drop is real?")
-    numbers["mean_gap"] = {k: {"value": float(r["value"]), "ci": [float(r["lower"]), float(r["upper"])]}
-                           for k, r in means.iterrows()}
+    numbers["mean_gap"] = mean_gap_dict(means)
     return fig, numbers
 
 
@@ -689,14 +695,11 @@ def placebo_gaps(annotations: pd.DataFrame, correct: pd.DataFrame, *, seed: int 
     """The placebo study (:func:`replication.placebo.run_placebo`) at each
     number of matching votes: mean gap over models per method with its 95%
     interval (fractions), and the staging counts. The true gap is 0."""
-
     out = {}
     for m in matching_votes:
         placebo, res = run_placebo(annotations, correct, seed=seed, matching_votes=m,
                                    methods=available_methods(), n_bootstrap=n_bootstrap)
-        means = res.mean_gap_conf_int()
-        out[m] = {"mean_gap": {k: {"value": float(r["value"]), "ci": [float(r["lower"]), float(r["upper"])]}
-                               for k, r in means.iterrows()}, "info": placebo.info}
+        out[m] = {"mean_gap": mean_gap_dict(res.mean_gap_conf_int()), "info": placebo.info}
     return out
 
 

@@ -32,11 +32,11 @@ def accuracy_from_table(table: pd.DataFrame, n_images: dict[str, int] | None = N
     rounded from percent and ``n_images`` (default: 50,000 val and 10,000 per
     v2 set) so that Clopper-Pearson intervals can be drawn."""
     sizes = dict(DATASET_SIZES if n_images is None else n_images)
-    datasets = [d for d in (REFERENCE, *V2_SETS) if d in table.columns]
-    missing = [d for d in (REFERENCE, *V2_SETS) if d not in table.columns]
+    datasets = (REFERENCE, *V2_SETS)
+    missing = [d for d in datasets if d not in table.columns]
     if missing:
         raise InputError(f"accuracy table: missing column(s) {', '.join(missing)}")
-    clean = validate_accuracy_table(table, "accuracy table", tuple(datasets))
+    clean = validate_accuracy_table(table, "accuracy table", datasets)
     n = pd.Series({d: int(sizes[d]) for d in datasets})
     counts = pd.DataFrame([np.rint(clean[d].to_numpy() / 100 * n[d]) for d in datasets], index=datasets,
                           columns=clean["model"].astype(str))
