@@ -23,18 +23,14 @@ annotators.
 from __future__ import annotations
 
 import numpy as np
-from scipy import special
 
 from replication.errors import FitError
 from replication.estimators.naive import plug_in
 from replication.estimators.registry import Adjusted, register_method
+from replication.priors._base import log_choose
 from replication.study import LevelTable
 
 DEFAULT_D = 1
-
-
-def _log_choose(n: np.ndarray, r: np.ndarray) -> np.ndarray:
-    return special.gammaln(n + 1) - special.gammaln(r + 1) - special.gammaln(n - r + 1)
 
 
 def hypergeom_pmf(x: np.ndarray, total: np.ndarray, good: np.ndarray, draws: np.ndarray) -> np.ndarray:
@@ -46,8 +42,8 @@ def hypergeom_pmf(x: np.ndarray, total: np.ndarray, good: np.ndarray, draws: np.
     ok = (x >= np.maximum(0, draws - (total - good))) & (x <= np.minimum(good, draws))
     xs = np.where(ok, x, 0.0)
     bad_draws = np.where(ok, draws - xs, 0.0)
-    log_p = (_log_choose(good, np.minimum(xs, good)) + _log_choose(total - good, np.minimum(bad_draws, total - good))
-             - _log_choose(total, draws))
+    log_p = (log_choose(good, np.minimum(xs, good)) + log_choose(total - good, np.minimum(bad_draws, total - good))
+             - log_choose(total, draws))
     return np.where(ok, np.exp(log_p), 0.0)
 
 

@@ -28,13 +28,24 @@ from replication.sampling import frequency_bin
 MIN_IMAGES = 10
 
 
+def log_choose(n: ArrayLike, k: ArrayLike) -> np.ndarray:
+    """log C(n, k) via log-gamma, broadcasting, as float64."""
+    n, k = np.asarray(n, float), np.asarray(k, float)
+    return special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)
+
+
 def log_binom_pmf(n: np.ndarray, k: np.ndarray, s: np.ndarray) -> np.ndarray:
     """log Binomial(k; n, s), broadcasting; exact 0/1 limits at s = 0 and s = 1."""
     n, k, s = np.asarray(n, float), np.asarray(k, float), np.asarray(s, float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = (special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)
-               + special.xlogy(k, s) + special.xlog1py(n - k, -s))
+        out = log_choose(n, k) + special.xlogy(k, s) + special.xlog1py(n - k, -s)
     return out
+
+
+def normalize_rows(joint: np.ndarray) -> np.ndarray:
+    """Divide each row (last axis) by its sum; rows summing to 0 stay 0."""
+    total = joint.sum(axis=-1, keepdims=True)
+    return joint / np.where(total > 0, total, 1.0)
 
 
 @dataclass(frozen=True)
@@ -344,9 +355,7 @@ class SelectionFrequencyPrior(BaseEstimator, ABC):
         edges = np.linspace(0.0, 1.0, 201) if edges is None else np.asarray(edges, float)
         k = np.asarray(n_selected).reshape(-1)
         n = np.asarray(n_annotators).reshape(-1)
-        joint = self.level_cell_joint(n, k, edges)
-        total = joint.sum(axis=1, keepdims=True)
-        return (edges[1:] + edges[:-1]) / 2, joint / np.where(total > 0, total, 1.0)
+        return (edges[1:] + edges[:-1]) / 2, normalize_rows(self.level_cell_joint(n, k, edges))
 
     def bic(self, n_selected: ArrayLike, n_annotators: ArrayLike, counts: ArrayLike | None = None) -> float:
         """Bayesian information criterion -2 loglik + p log N (lower is better)."""

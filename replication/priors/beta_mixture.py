@@ -19,7 +19,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from replication.errors import FitError
 from replication.priors._base import (Levels, Selection, SelectionFrequencyPrior, check_identifiable,
-                                      complete_levels)
+                                      complete_levels, log_choose)
 
 _LOG_MIN, _LOG_MAX = np.log(1e-3), np.log(1e5)
 
@@ -124,7 +124,7 @@ def fit_beta_mixture_levels(lv: Levels, weights0: np.ndarray, alpha0: np.ndarray
     counts = np.atleast_2d(lv.counts)
     bsz = counts.shape[0]
     n, k = lv.n.astype(np.int64), lv.k.astype(np.int64)
-    lbinom = special.gammaln(n + 1.0) - special.gammaln(k + 1.0) - special.gammaln(n - k + 1.0)
+    lbinom = log_choose(n, k)
     w = np.broadcast_to(np.asarray(weights0, float), (bsz, np.shape(weights0)[-1])).copy()
     w = np.maximum(w, 1e-12) / np.maximum(w, 1e-12).sum(axis=1, keepdims=True)
     la = np.clip(np.log(np.broadcast_to(np.asarray(alpha0, float), w.shape)), _LOG_MIN, _LOG_MAX)
@@ -194,7 +194,7 @@ def beta_mixture_level_cell_joint(weights: np.ndarray, alpha: np.ndarray, beta: 
     beta difference.
     """
     n, k = np.asarray(n, float), np.asarray(k, float)
-    lbinom = special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)
+    lbinom = log_choose(n, k)
     a, b = alpha[..., None], beta[..., None]                                   # (..., K, 1)
     log_bb = lbinom + special.betaln(k + a, n - k + b) - special.betaln(a, b)  # (..., K, L)
     cdf = special.betainc((a + k)[..., None], (b + n - k)[..., None], np.asarray(edges, float))  # (..., K, L, C+1)
@@ -301,7 +301,7 @@ class BetaMixturePrior(SelectionFrequencyPrior):
 
     def _log_components(self, n, k) -> np.ndarray:
         n, k = np.asarray(n, float), np.asarray(k, float)
-        lbinom = special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)
+        lbinom = log_choose(n, k)
         return np.log(self.weights_) + (lbinom[..., None] + special.betaln(k[..., None] + self.alpha_,
                                         n[..., None] - k[..., None] + self.beta_) - special.betaln(self.alpha_, self.beta_))
 
