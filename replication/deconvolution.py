@@ -54,7 +54,7 @@ import numpy as np
 from scipy import optimize
 
 from replication.errors import FitError
-from replication.priors._base import Levels, SelectionFrequencyPrior
+from replication.priors._base import Levels, SelectionFrequencyPrior, normalize_rows
 from replication.priors.beta_mixture import (beta_mixture_cell_mass, beta_mixture_level_cell_joint,
                                              fit_beta_mixture_batch)
 from replication.priors.npmle import NPMLEPrior, atoms_level_cell_joint, atoms_to_cells, fit_npmle_batch
@@ -87,11 +87,6 @@ class PriorFits:
     posterior: np.ndarray
 
 
-def _normalize_rows(joint: np.ndarray) -> np.ndarray:
-    total = joint.sum(axis=-1, keepdims=True)
-    return joint / np.where(total > 0, total, 1.0)
-
-
 def fit_priors(n: np.ndarray, k: np.ndarray, counts: np.ndarray, prior: str, edges: np.ndarray, *,
                selection_edges: tuple[float, ...] | None = None, npmle_grid: int = 201,
                random_state: int | np.random.Generator | None = 0) -> PriorFits:
@@ -99,29 +94,29 @@ def fit_priors(n: np.ndarray, k: np.ndarray, counts: np.ndarray, prior: str, edg
     at levels (n, k) (L,). Levels without images in any row are left out of the
     fit; ``selection_edges`` fits the pool prior of images selected on k within
     those bins (see :class:`~replication.priors._base.Selection`)."""
+    if prior not in PRIORS:
+        raise ValueError(f"unknown prior {prior!r}; choose from {', '.join(PRIORS)}")
     counts = np.atleast_2d(np.asarray(counts, float))
     used = counts.sum(axis=0) > 0
     lv = Levels(n=n[used], k=k[used], counts=counts[:, used])
     if prior == "betabinomial":
         pooled, fit = fit_beta_mixture_batch(lv, random_state=random_state, selection_edges=selection_edges)
-        if fit is None:
-            return PriorFits(pooled, pooled.cell_mass(edges)[None],
-                             _normalize_rows(pooled.level_cell_joint(n, k, edges))[None])
-        return PriorFits(pooled, beta_mixture_cell_mass(fit.weights, fit.alpha, fit.beta, edges),
-                         _normalize_rows(beta_mixture_level_cell_joint(fit.weights, fit.alpha, fit.beta, n, k, edges)))
-    if prior == "npmle":
+        if fit is not None:
+            return PriorFits(pooled, beta_mixture_cell_mass(fit.weights, fit.alpha, fit.beta, edges),
+                             normalize_rows(beta_mixture_level_cell_joint(fit.weights, fit.alpha, fit.beta,
+                                                                          n, k, edges)))
+    else:
         pooled = NPMLEPrior(grid_size=npmle_grid, tol=1e-9).fit(lv.k, lv.n, lv.counts.mean(axis=0),
                                                                 selection_edges=selection_edges)
-        if counts.shape[0] == 1:
-            return PriorFits(pooled, pooled.cell_mass(edges)[None],
-                             _normalize_rows(pooled.level_cell_joint(n, k, edges))[None])
-        grid = np.linspace(0.0, 1.0, npmle_grid)
-        start = np.zeros(npmle_grid)
-        start[np.round(pooled.atoms_ * (npmle_grid - 1)).astype(int)] = pooled.weights_
-        fit = fit_npmle_batch(lv, grid, start, selection_edges=selection_edges)
-        return PriorFits(pooled, atoms_to_cells(grid, fit.weights, edges),
-                         _normalize_rows(atoms_level_cell_joint(grid, fit.weights, n, k, edges)))
-    raise ValueError(f"unknown prior {prior!r}; choose from {', '.join(PRIORS)}")
+        if counts.shape[0] > 1:
+            grid = np.linspace(0.0, 1.0, npmle_grid)
+            start = np.zeros(npmle_grid)
+            start[np.round(pooled.atoms_ * (npmle_grid - 1)).astype(int)] = pooled.weights_
+            fit = fit_npmle_batch(lv, grid, start, selection_edges=selection_edges)
+            return PriorFits(pooled, atoms_to_cells(grid, fit.weights, edges),
+                             normalize_rows(atoms_level_cell_joint(grid, fit.weights, n, k, edges)))
+    # one row: the pooled fit is the fit
+    return PriorFits(pooled, pooled.cell_mass(edges)[None], normalize_rows(pooled.level_cell_joint(n, k, edges))[None])
 
 
 def balancing_weights(posterior: np.ndarray, share: np.ndarray, n_rep: float, g_ref: np.ndarray,
