@@ -29,6 +29,7 @@ from pathlib import Path
 
 from evaluators.cache import CACHE_CHUNK, CACHE_MODES, CropCache, group_by_crop_key
 from evaluators.datasets.base import ImageSource
+from evaluators.preprocess import PreprocessCfg
 from replication.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -82,17 +83,25 @@ def _load(model_id: str, opts: GridOptions, weights: str | None = None):
                         preprocess=opts.overrides)
 
 
+def _preprocess(model_id: str, opts: GridOptions) -> PreprocessCfg:
+    """The resolved preprocessing of ``model_id``; the architecture is built
+    without loading published weights."""
+    from evaluators.registry import RANDOM
+
+    return _load(model_id, opts, weights=RANDOM if opts.weights is None else opts.weights).preprocess
+
+
+def _filled_cache(source: ImageSource, dataset: str, cfg: PreprocessCfg, opts: GridOptions, cache_dir: str | None) -> CropCache:
+    """The :class:`CropCache` of ``source`` for ``cfg``'s crop key, filled."""
+    cache = CropCache(source, cfg, dataset=dataset, cache_dir=cache_dir,
+                      chunk_size=opts.engine.get("chunk_size", CACHE_CHUNK))
+    return cache.fill(workers=opts.engine.get("workers"), progress=opts.engine.get("progress", True))
+
+
 def plan_grid(model_ids: list[str], opts: GridOptions) -> dict[str, list[str]]:
     """``{crop key: [model ids]}``. Preprocessing is read from the model's
     config; architectures are built without loading weights."""
-    from evaluators.registry import RANDOM
-
-    cfgs = {}
-    for m in model_ids:
-        lm = _load(m, opts, weights=RANDOM if opts.weights is None else opts.weights)
-        cfgs[m] = lm.preprocess
-        del lm
-    return group_by_crop_key(cfgs)
+    return group_by_crop_key({m: _preprocess(m, opts) for m in model_ids})
 
 
 def _done(model_name: str, spec: DatasetSpec, opts: GridOptions) -> bool:
@@ -104,13 +113,7 @@ def _done(model_name: str, spec: DatasetSpec, opts: GridOptions) -> bool:
 
 def fill_cache(spec: DatasetSpec, model_id: str, opts: GridOptions) -> str:
     """Fill the disk cache of ``spec`` for ``model_id``'s crop key; returns its key."""
-    from evaluators.registry import RANDOM
-
-    cfg = _load(model_id, opts, weights=RANDOM if opts.weights is None else opts.weights).preprocess
-    cache = CropCache(spec.open(), cfg, dataset=spec.dataset, cache_dir=opts.cache_dir,
-                      chunk_size=opts.engine.get("chunk_size", CACHE_CHUNK))
-    cache.fill(workers=opts.engine.get("workers"), progress=opts.engine.get("progress", True))
-    return cache.key
+    return _filled_cache(spec.open(), spec.dataset, _preprocess(model_id, opts), opts, opts.cache_dir).key
 
 
 def evaluate_unit(spec: DatasetSpec, model_ids: list[str], opts: GridOptions, *_after: object) -> list[dict]:
@@ -129,10 +132,8 @@ def evaluate_unit(spec: DatasetSpec, model_ids: list[str], opts: GridOptions, *_
         crops = None
         if opts.cache != "none" and not _done(lm.name, spec, opts):
             if cache is None:
-                cache = CropCache(source, lm.preprocess, dataset=spec.dataset,
-                                  cache_dir=opts.cache_dir if opts.cache == "disk" else None,
-                                  chunk_size=opts.engine.get("chunk_size", CACHE_CHUNK))
-                cache.fill(workers=opts.engine.get("workers"), progress=opts.engine.get("progress", True))
+                cache = _filled_cache(source, spec.dataset, lm.preprocess, opts,
+                                      opts.cache_dir if opts.cache == "disk" else None)
             crops = cache.crops(pin=opts.cache == "memory" and resolve_device(opts.engine.get("device", "auto")).type == "cuda")
         res = evaluate_source(lm, source, spec.dataset, opts.out, manifest_check=spec.manifest_check, crops=crops,
                               **opts.engine)
