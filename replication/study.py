@@ -7,6 +7,7 @@ leading batch axis, so estimators vectorize across replicates.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -153,9 +154,9 @@ class StudyData:
             parts.append(_join(ann, cor, ds, all_models, annotations_path, correctness_path))
         return cls(reference=parts[0], replication=parts[1], models=tuple(all_models))
 
-    def level_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(levels, ref_level, rep_level)``: the (L, 2) distinct levels of both
-        datasets and each image's index into them."""
+    @functools.cached_property
+    def _level_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Computed once per study (bootstrap chunks and weights reuse it)."""
         n = np.concatenate([self.reference.n, self.replication.n])
         k = np.concatenate([self.reference.k, self.replication.k])
         base = int(k.max()) + 1
@@ -164,6 +165,11 @@ class StudyData:
         inverse = inverse.reshape(-1)
         n_ref = len(self.reference)
         return levels, inverse[:n_ref], inverse[n_ref:]
+
+    def level_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(levels, ref_level, rep_level)``: the (L, 2) distinct levels of both
+        datasets and each image's index into them."""
+        return self._level_index
 
     def levels(self, ref_weights: np.ndarray | None = None,
                rep_weights: np.ndarray | None = None) -> LevelTable:

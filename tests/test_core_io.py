@@ -37,6 +37,7 @@ def _tables():
     (lambda d: d.assign(image_id=["a", "b", "a", "d", "x", "y", "z"]), "row 3 .*duplicate image_id"),
     (lambda d: d.assign(image_id=["a", "", "c", "d", "x", "y", "z"]), "row 2: image_id is empty"),
     (lambda d: d.assign(class_id=[0, 0, 1.5, 1, 0, 1, 1]), "row 3 .*class_id is not an integer"),
+    (lambda d: d.assign(class_id=[0, 0, 1, -1, 0, 1, 1]), r"row 4 \(image_id d\): class_id < 0"),
 ])
 def test_annotation_validation(tmp_path, mutate, match):
     ann, _ = _tables()

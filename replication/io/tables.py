@@ -123,6 +123,7 @@ def validate_annotations(df: pd.DataFrame, path: str | os.PathLike = "<annotatio
     out["n_annotators"], out["n_selected"] = n, k
     if "class_id" in out.columns:
         out["class_id"] = _integer_column(path, out, "class_id")
+        _fail(path, out["class_id"].to_numpy() < 0, "class_id < 0", out)
     return out.reset_index(drop=True)
 
 
@@ -154,6 +155,7 @@ def validate_correctness(df: pd.DataFrame, path: str | os.PathLike = "<correctne
     out[models] = values.astype(np.int8)
     if "label" in out.columns:
         out["label"] = _integer_column(path, out, "label")
+        _fail(path, out["label"].to_numpy() < 0, "label < 0", out)
     return out.reset_index(drop=True)
 
 
