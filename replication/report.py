@@ -309,7 +309,7 @@ def demo_report(out_dir: str | os.PathLike, study: Any, results: Any, table: pd.
 def write_demo_report(out_dir: str | os.PathLike, study: Any, results: Any, table: pd.DataFrame,
                       figures: list[Any] | None = None) -> Path:
     """Write ``out_dir/report.html`` for a finished demo run (see
-    :func:`replication.cli.demo.run_demo`); ``figures`` as in :func:`demo_report`."""
+    :func:`replication.demo.run_demo`); ``figures`` as in :func:`demo_report`."""
     return demo_report(out_dir, study, results, table, figures).write(Path(out_dir) / REPORT_NAME)
 
 
@@ -320,7 +320,7 @@ def build_report(out_dir: str | os.PathLike, reference_dir: str | os.PathLike | 
     (``replication demo`` run into ``out_dir`` with ``seed``)."""
     if reference_dir is not None:
         return reference_report(reference_dir, out_dir).write(Path(out_dir) / REPORT_NAME)
-    from replication.cli.demo import DEMO_BOOTSTRAP, run_demo
+    from replication.demo import DEMO_BOOTSTRAP, run_demo
 
     demo = run_demo(out_dir, seed, n_bootstrap=DEMO_BOOTSTRAP if n_bootstrap is None else n_bootstrap)
     return demo["paths"]["report_html"]

@@ -172,7 +172,7 @@ def test_simulate_cli(tmp_path, capsys):
 
 
 def test_demo_runs_and_writes_json_and_figures(tmp_path, capsys):
-    from replication.cli.demo import run_demo
+    from replication.demo import run_demo
 
     demo = run_demo(tmp_path / "demo", seed=1, n_bootstrap=100, methods=("naive", "jackknife"))
     for key in ("bias_json", "gaps_png", "selection_png", "study_truth"):
