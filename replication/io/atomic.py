@@ -106,10 +106,12 @@ def _jsonable(obj: Any) -> Any:
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Atomically write ``obj`` as indented JSON; numpy scalars and arrays are
     converted, non-finite floats become ``null``."""
-    if isinstance(obj, (str, bytes)):
-        obj = _jsonable(obj)  # a JSON string, not raw text
-        return write_text(path, json.dumps(obj) + "\n")
-    return write_outputs({path: obj})[0]
+    return write_text(path, _json_text(obj))
+
+
+def _json_text(obj: Any) -> str:
+    """Indented JSON text of ``obj`` (see :func:`write_json`), newline-terminated."""
+    return json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n"
 
 
 def _is_parquet(path: Path) -> bool:
@@ -128,7 +130,7 @@ def _dump(tmp: Path, target: Path, obj: Any) -> None:
     elif isinstance(obj, str):
         tmp.write_text(obj, encoding="utf-8")
     else:
-        tmp.write_text(json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        tmp.write_text(_json_text(obj), encoding="utf-8")
 
 
 def write_outputs(outputs: dict[str | os.PathLike, Any]) -> list[Path]:
