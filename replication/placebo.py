@@ -264,13 +264,17 @@ def run_placebo(annotations: pd.DataFrame, correctness: pd.DataFrame, *, seed: i
 
 def placebo_dict(placebo: PlaceboStudy, results: BiasResults) -> dict:
     """The contract JSON of ``bias`` plus a ``placebo`` section (staging counts,
-    and per method how many models' gap intervals cover the true gap 0)."""
+    the two halves' names, and per method how many models' gap intervals cover
+    the true gap 0). ``reference`` and ``replication`` are both the dataset id."""
     out = results.to_dict()
+    # contract: reference and replication are dataset ids; both halves come from the one dataset
+    halves = {"reference_half": out["reference"], "replication_half": out["replication"]}
+    out["reference"] = out["replication"] = placebo.info["dataset"]
     covers = {}
     if results.n_bootstrap > 0:  # without replicates there are no intervals to cover 0
         for method, row in out["summary"]["adjusted_mean_gap"].items():
             per_model = [v["adjusted"][method]["ci"] for v in out["models"].values()]
             covers[method] = {"models_covering_zero": int(sum(lo <= 0 <= hi for lo, hi in per_model)),
                               "mean_gap_covers_zero": bool(row["ci"][0] <= 0 <= row["ci"][1])}
-    out["placebo"] = {**placebo.info, "true_gap": 0.0, "n_models": len(out["models"]), "coverage": covers}
+    out["placebo"] = {**placebo.info, **halves, "true_gap": 0.0, "n_models": len(out["models"]), "coverage": covers}
     return out

@@ -60,4 +60,6 @@ def test_placebo_without_bootstrap(reference_dir, tmp_path):
     assert code == 0
     payload = json.loads(out.read_text())
     assert payload["placebo"]["coverage"] == {}
+    assert payload["reference"] == payload["replication"] == "imagenet-val"  # contract: dataset ids
+    assert payload["placebo"]["reference_half"] == "imagenet-val:placebo-reference"
     assert all(v["adjusted"]["naive"]["ci"] == [None, None] for v in payload["models"].values())
