@@ -31,14 +31,11 @@ from typing import Iterable, Iterator
 import torch
 
 from evaluators.datasets.base import ImageSource
-from evaluators.decode import DecodeError, load_crop
+from evaluators.decode import DecodeError, jpeg_mode, load_crop, resize_crop
 from evaluators.engine import Batch, ModelRunner, read_error
 from evaluators.preprocess import PreprocessCfg
 
 log = logging.getLogger(__name__)
-
-JPEG_MAGIC = b"\xff\xd8"
-JPEG_END = b"\xff\xd9"  # missing in truncated files, which go to the CPU decoder for their reason
 
 
 @dataclass
@@ -84,21 +81,13 @@ class EncodedFiles(torch.utils.data.Dataset):
         return len(self.source)
 
     def __getitem__(self, index: int):
-        import io
-
-        from PIL import Image
-
         try:
             data = self.source.read_bytes(index)
         except OSError as exc:
             return index, None, None, read_error(exc)
         on_gpu = (index * 0.6180339887) % 1.0 >= self.cpu_share  # spread the CPU share evenly over batches
-        if on_gpu and data[:2] == JPEG_MAGIC and data.rstrip(b"\0")[-2:] == JPEG_END:
-            try:
-                if Image.open(io.BytesIO(data)).mode == "RGB":
-                    return index, torch.frombuffer(bytearray(data), dtype=torch.uint8), None, None
-            except Exception:  # noqa: BLE001 - the CPU decoder below gives the reason
-                pass
+        if on_gpu and jpeg_mode(data) == "RGB":
+            return index, torch.frombuffer(bytearray(data), dtype=torch.uint8), None, None
         try:
             return index, None, load_crop(data, self.cfg), None
         except DecodeError as exc:
@@ -120,15 +109,12 @@ class EncodedFiles(torch.utils.data.Dataset):
 
 def gpu_crops(encoded: list[torch.Tensor], cfg: PreprocessCfg, device: torch.device) -> list[torch.Tensor]:
     """Decode JPEG bytes on ``device`` and apply ``cfg``'s resize and centre
-    crop there: uint8 (3, crop, crop) per image."""
+    crop there (:func:`~evaluators.decode.resize_crop`, Pillow's rounding):
+    uint8 (3, crop, crop) per image."""
     from torchvision.io import ImageReadMode, decode_jpeg
-    from torchvision.transforms import InterpolationMode
-    from torchvision.transforms.v2 import functional as F
 
     images = decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device)
-    mode = InterpolationMode(cfg.interpolation)
-    return [F.center_crop(F.resize(im, [cfg.resize_size], interpolation=mode, antialias=cfg.antialias),
-                          [cfg.crop_size, cfg.crop_size]) for im in images]
+    return [resize_crop(im, cfg) for im in images]
 
 
 class PipelinedRunner(ModelRunner):

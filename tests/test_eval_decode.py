@@ -5,10 +5,11 @@ import io
 
 import numpy as np
 import pytest
+import torch
 from eval_fixtures import jpeg_bytes, photo
 from PIL import Image
 
-from evaluators.decode import DecodeError, crop_uint8, decode_image
+from evaluators.decode import DecodeError, crop_uint8, decode_image, load_crop, resize_rounded, resized_hw
 from evaluators.preprocess import PreprocessCfg
 
 
@@ -51,3 +52,87 @@ def test_crop_matches_torchvision_eval_transform():
     out = crop_uint8(img, cfg)
     assert out.dtype.is_floating_point is False and out.shape == (3, 48, 48)
     assert np.array_equal(out.numpy(), ref.numpy())
+
+
+SK_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")  # real photos, 300-640 pixels a side
+
+
+def _sk_jpeg(name: str, mode: str = "RGB") -> bytes:
+    from skimage import data as skdata
+
+    buf = io.BytesIO()
+    Image.fromarray(getattr(skdata, name)()[..., :3]).convert(mode).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def _differ(a, b) -> tuple[int, float]:
+    """(largest absolute difference, share of values that differ)."""
+    d = (a.int() - b.int()).abs()
+    return int(d.max()), float((d > 0).float().mean())
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic", "nearest"])
+def test_torch_decoder_matches_pillow(interpolation):
+    cfg = PreprocessCfg(interpolation=interpolation, decoder="torch")
+    for name in SK_PHOTOS:
+        for mode in ("RGB", "L"):
+            data = _sk_jpeg(name, mode)
+            fast, ref = load_crop(data, cfg), load_crop(data, cfg.replace(decoder="pil"))
+            assert fast.shape == ref.shape == (3, 224, 224) and fast.dtype == torch.uint8
+            most, share = _differ(fast, ref)
+            # measured: 0 (nearest); 1 on 0.1% of values (bilinear); 2 on 0.3% (bicubic)
+            assert most <= 2 and share < 0.01, (name, mode, most, share)
+            if interpolation == "nearest":
+                assert most == 0
+
+
+def test_torch_decoder_reads_intact_jpegs_itself_and_leaves_the_rest_to_pillow(monkeypatch):
+    import evaluators.decode as dec
+
+    cfg = PreprocessCfg(crop_size=48, resize_size=56, decoder="torch")
+    arr = photo(5, size=(96, 80))
+    others = {"png": jpeg_bytes(arr, fmt="PNG"), "cmyk": jpeg_bytes(arr, mode="CMYK"),
+              "truncated": jpeg_bytes(arr)[:400], "garbage": b"\xff\xd8" + b"\x07" * 300 + b"\xff\xd9"}
+    expected = {}
+    for name, data in others.items():  # Pillow's crop or reason, with either decoder
+        try:
+            expected[name] = load_crop(data, cfg.replace(decoder="pil"))
+        except DecodeError as exc:
+            expected[name] = str(exc)
+    for name, data in others.items():
+        try:
+            got = load_crop(data, cfg)
+        except DecodeError as exc:
+            got = str(exc)
+        assert (got == expected[name]) if isinstance(got, str) else torch.equal(got, expected[name]), name
+    assert isinstance(expected["truncated"], str) and isinstance(expected["garbage"], str)
+
+    def no_pillow(data):
+        raise AssertionError("Pillow used")
+
+    monkeypatch.setattr(dec, "decode_image", no_pillow)
+    for mode in ("RGB", "L"):
+        assert load_crop(jpeg_bytes(arr, mode=mode), cfg).shape == (3, 48, 48)
+    with pytest.raises(AssertionError, match="Pillow used"):
+        load_crop(jpeg_bytes(arr), cfg.replace(decoder="pil"))
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+def test_rounded_float_resize_reproduces_pillow(interpolation):
+    """The GPU path's arithmetic, run here on the CPU's float kernels."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional as F
+
+    cfg = PreprocessCfg(interpolation=interpolation, decoder="pil")
+    mode = InterpolationMode(interpolation)
+    for name in SK_PHOTOS:
+        img = decode_image(_sk_jpeg(name))
+        ref = crop_uint8(img, cfg)
+        x = F.pil_to_tensor(img)
+        size = list(resized_hw(*x.shape[-2:], cfg.resize_size))
+        two = F.center_crop(resize_rounded(x, size, mode), [224, 224])
+        one = F.center_crop(F.resize(x.float(), size, interpolation=mode, antialias=True).round().clamp(0, 255)
+                            .to(torch.uint8), [224, 224])
+        most, share = _differ(two, ref)
+        assert most <= 1 and share < 0.005, (name, most, share)  # measured: 0 to 0.16%
+        assert _differ(one, ref)[1] > 0.05  # one unrounded pass: ~15% of values differ

@@ -37,6 +37,7 @@ def _evaluate(*extra, out, root, model="resnet18"):
 
 
 def test_outputs_equal_a_direct_forward_pass(tmp_path, tiny_model):
+    """With the default decoder (Pillow) the outputs are exactly those of torchvision's eval transforms."""
     from torchvision import transforms as T
 
     root = write_tree(tmp_path / "v2", v2_files(classes=(2, 10, 100, 999), per_class=3))
@@ -60,7 +61,20 @@ def test_outputs_equal_a_direct_forward_pass(tmp_path, tiny_model):
     assert np.array_equal(table["correct1"], (preds[:, 0] == table["label"]).astype(int))
     assert res["n_images"] == 12 and res["n_errors"] == 0 and res["top1"] == table["correct1"].mean()
     assert res["preprocess"]["crop_size"] == 32 and len(res["preprocess_hash"]) == 16
+    assert res["preprocess"]["decoder"] == "pil"
     assert not (tmp_path / "out" / V2 / ".resnet18.work").exists()
+
+
+def test_decoder_option_reaches_the_crops_and_the_sidecar(tmp_path):
+    root = write_tree(tmp_path / "v2", v2_files(classes=(2, 10), per_class=3))
+    assert _evaluate("--decoder", "torch", "--save-logits", out=tmp_path / "torch", root=root) == 0
+    assert _evaluate("--save-logits", out=tmp_path / "pil", root=root) == 0
+    sides = {d: json.loads((tmp_path / d / V2 / "resnet18.json").read_text()) for d in ("torch", "pil")}
+    assert sides["torch"]["preprocess"]["decoder"] == "torch" and sides["pil"]["preprocess"]["decoder"] == "pil"
+    assert sides["torch"]["run_key"] != sides["pil"]["run_key"]
+    a, b = (np.stack(pd.read_parquet(tmp_path / d / V2 / "resnet18.parquet")["logits"]).astype(np.float32)
+            for d in ("torch", "pil"))
+    assert 0 < np.abs(a - b).max() < 0.05 * np.abs(b).max()  # crops within a level or two of Pillow's
 
 
 def test_workers_and_batch_sizes_give_the_same_predictions(tmp_path, tiny_model):

@@ -57,6 +57,7 @@ def test_cache_key_follows_listing_and_crop_not_normalization(tmp_path, tree):
     key = CropCache(src, base, dataset=V2).key
     assert CropCache(src, base.replace(mean=(0.5,) * 3, std=(0.5,) * 3), dataset=V2).key == key
     assert CropCache(src, base.replace(interpolation="bicubic"), dataset=V2).key != key
+    assert CropCache(src, base.replace(decoder="torch"), dataset=V2).key != key
     assert CropCache(src, base, dataset="imagenetv2-top-images").key != key
     (tree / "2" / "extra.jpeg").write_bytes(next((tree / "999").iterdir()).read_bytes())  # one more image
     assert CropCache(ImageNetV2Folder(tree), base, dataset=V2).key != key
