@@ -119,6 +119,8 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--precision", default="bf16")
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--decoder", default=None, choices=("pil", "torch"),
+                   help="the engine's decoder (default: the model's, Pillow); the baseline always uses Pillow")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     p.add_argument("--k-models", default="", help="comma-separated model ids sharing one preprocessing (random init)")
@@ -135,7 +137,7 @@ def main(argv=None) -> int:
     report: dict = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
                     "cpu_count": os.cpu_count(), "model": args.model, "weights": args.weights or "published",
                     "batch_size": args.batch_size, "workers": args.workers, "precision": args.precision,
-                    "compile": args.compile}
+                    "compile": args.compile, "decoder": args.decoder or "pil"}
     if args.device == "cuda":
         report["gpu"] = torch.cuda.get_device_name()
     tmp = Path(tempfile.mkdtemp(prefix="bench-eval-"))
@@ -147,6 +149,7 @@ def main(argv=None) -> int:
     source = ImageNetV2Folder(root)
     report["n_images"] = len(source)
     lm = create_model(args.model, weights=args.weights)
+    lm.preprocess = lm.preprocess.replace(decoder=args.decoder)
     cfg = lm.preprocess
     eng = dict(device=args.device, precision=args.precision, batch_size=args.batch_size, workers=args.workers,
                compile=args.compile)

@@ -196,3 +196,22 @@ def test_cuda_path_matches_cpu(tmp_path, tiny_model, precision):
     a = pd.read_parquet(tmp_path / "cpu" / V2 / "resnet18.parquet")
     b = pd.read_parquet(tmp_path / "gpu" / V2 / "resnet18.parquet")
     assert (a["pred1"] == b["pred1"]).mean() >= (1.0 if precision == "fp32" else 0.9)
+
+
+def test_classifier_runs_in_fp32_under_autocast_and_survives_deepcopy(tiny_model):
+    import copy
+
+    from evaluators.engine import classifier_in_fp32
+
+    head = classifier_in_fp32(tiny_model.module)
+    assert head is tiny_model.module.fc
+    twin = copy.deepcopy(tiny_model.module)
+    torch.nn.init.zeros_(twin.fc.weight)  # the copy's head must use its own weights
+    x = torch.randn(2, 512).bfloat16()
+    with torch.inference_mode():
+        ref = torch.nn.functional.linear(x.float(), head.weight, head.bias)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out, out_twin = tiny_model.module.fc(x), twin.fc(x)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, ref)
+    assert torch.equal(out_twin, twin.fc.bias.expand(2, -1).float())
