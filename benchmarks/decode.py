@@ -4,8 +4,8 @@ On the same realistic JPEGs (:mod:`images`), every decode path makes the
 model's uint8 crop; each is compared with Pillow (``decoder="pil"``, the
 reference of timm's ``validate.py``):
 
-* ``torch``: the default CPU decoder (torchvision's libjpeg-turbo, torch's
-  uint8 resize kernels);
+* ``torch``: the fast CPU decoder, ``--decoder torch`` (torchvision's
+  libjpeg-turbo, torch's uint8 resize kernels);
 * ``float, one pass``: libjpeg-turbo + one float resize, rounded once (what
   a plain GPU resize computes), run here on the CPU;
 * ``float, rounded passes``: libjpeg-turbo + :func:`evaluators.decode.resize_rounded`
@@ -51,7 +51,6 @@ def cpu_paths(cfg) -> dict:
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms.v2 import functional as F
 
-    mode = InterpolationMode(cfg.interpolation)
     pil, fast = cfg.replace(decoder="pil"), cfg.replace(decoder="torch")
 
     def libjpeg(data: bytes) -> torch.Tensor:
@@ -63,12 +62,13 @@ def cpu_paths(cfg) -> dict:
     def one_pass(data: bytes) -> torch.Tensor:
         x = libjpeg(data)
         size = list(resized_hw(*x.shape[-2:], cfg.resize_size))
-        y = F.resize(x.float(), size, interpolation=mode, antialias=cfg.antialias).round().clamp(0, 255)
+        y = F.resize(x.float(), size, interpolation=InterpolationMode(cfg.interpolation),
+                     antialias=cfg.antialias).round().clamp(0, 255)
         return crop(y.to(torch.uint8))
 
     def rounded(data: bytes) -> torch.Tensor:
         x = libjpeg(data)
-        return crop(resize_rounded(x, resized_hw(*x.shape[-2:], cfg.resize_size), mode, cfg.antialias))
+        return crop(resize_rounded(x, resized_hw(*x.shape[-2:], cfg.resize_size), cfg.interpolation, cfg.antialias))
 
     return {"pil": lambda d: load_crop(d, pil), "torch": lambda d: load_crop(d, fast),
             "float, one pass": one_pass, "float, rounded passes": rounded}

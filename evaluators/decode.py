@@ -15,7 +15,8 @@ intact RGB or grayscale JPEG is decoded by ``torchvision.io.decode_jpeg``
 :func:`resize_crop` on torch's uint8 kernels: 2-3x faster per image on one
 CPU core; 0.1% (bilinear) to 0.3% (bicubic) of crop values differ from
 Pillow's, by 1-2 levels (``benchmarks/decode.py``). Other files still go
-through Pillow, which also gives the reason for a broken file.
+through Pillow, which also gives the reason for a broken file. (libjpeg
+prints its "Corrupt JPEG data" warnings on stderr, where Pillow is silent.)
 """
 from __future__ import annotations
 
@@ -93,37 +94,48 @@ def resized_hw(h: int, w: int, size: int) -> tuple[int, int]:
     return (size, int(size * w / h)) if h <= w else (int(size * h / w), size)
 
 
-def resize_rounded(image: torch.Tensor, size: tuple[int, int], mode, antialias: bool = True) -> torch.Tensor:
+def _interpolate(x: torch.Tensor, size: tuple[int, int], interpolation: str, antialias: bool) -> torch.Tensor:
+    """``torch.nn.functional.interpolate`` of one (3, H, W) image to ``size``
+    with a :class:`PreprocessCfg` interpolation name (``nearest`` is torch's
+    ``nearest-exact``, the closer to Pillow's nearest)."""
+    if interpolation == "nearest":
+        kw = {"mode": "nearest-exact"}
+    else:
+        kw = {"mode": interpolation, "antialias": antialias, "align_corners": False}
+    return torch.nn.functional.interpolate(x[None], size=tuple(size), **kw)[0]
+
+
+def resize_rounded(image: torch.Tensor, size: tuple[int, int], interpolation: str,
+                   antialias: bool = True) -> torch.Tensor:
     """Pillow's resize arithmetic with float kernels (CUDA has no uint8
     ones): two separable passes, horizontal then vertical, each rounded and
     clipped to [0, 255] as Pillow stores its intermediate image (halves round
-    up, as Pillow's fixed-point arithmetic does); uint8
-    (3, H, W) in, uint8 (3, *size) out. One float pass differs from Pillow on
-    ~15% of values (by up to 6 levels with bicubic); this on < 0.2%, by 1."""
-    from torchvision.transforms.v2 import functional as F
-
+    up, as Pillow's fixed-point arithmetic does); uint8 (3, H, W) in, uint8
+    (3, *size) out. One float pass differs from Pillow on ~15% of values (by
+    up to 8 levels with bicubic); this on < 0.2%, by 1."""
     out = image.float()
-    for hw in ([image.shape[-2], size[1]], list(size)):
-        if list(out.shape[-2:]) != hw:
-            out = F.resize(out, hw, interpolation=mode, antialias=antialias).add_(0.5).floor_().clamp_(0, 255)
+    for hw in ((image.shape[-2], size[1]), tuple(size)):
+        if tuple(out.shape[-2:]) != hw:
+            out = _interpolate(out, hw, interpolation, antialias).add_(0.5).floor_().clamp_(0, 255)
     return out.to(torch.uint8)
 
 
 def resize_crop(image: torch.Tensor, cfg: PreprocessCfg) -> torch.Tensor:
     """``cfg``'s resize and centre crop of one uint8 (3, H, W) image, on its
-    device; returns uint8 (3, crop, crop) that matches Pillow
-    (:func:`crop_uint8`): on the CPU torch's uint8 kernels implement Pillow's
-    fixed-point antialiased filters; elsewhere :func:`resize_rounded`.
-    ``nearest`` is Pillow's nearest (torch's ``nearest-exact``)."""
-    from torchvision.transforms import InterpolationMode
+    device; returns uint8 (3, crop, crop), close to Pillow's
+    (:func:`crop_uint8`). On the CPU torch's uint8 kernels (called directly,
+    so the result does not depend on the CPU's instruction set) implement
+    Pillow's fixed-point filters with coarser weights: 0.1% (bilinear) to
+    0.3% (bicubic) of values differ, by 1-2 levels. Elsewhere (CUDA)
+    :func:`resize_rounded`. ``nearest`` is torch's ``nearest-exact``: at some
+    sizes one row or column of the crop differs from Pillow's nearest."""
     from torchvision.transforms.v2 import functional as F
 
-    mode = InterpolationMode.NEAREST_EXACT if cfg.interpolation == "nearest" else InterpolationMode(cfg.interpolation)
     size = resized_hw(*image.shape[-2:], cfg.resize_size)
-    if image.device.type == "cpu" or mode is InterpolationMode.NEAREST_EXACT:
-        out = F.resize(image, list(size), interpolation=mode, antialias=cfg.antialias)
+    if image.device.type == "cpu" or cfg.interpolation == "nearest":
+        out = _interpolate(image, size, cfg.interpolation, cfg.antialias)
     else:
-        out = resize_rounded(image, size, mode, cfg.antialias)
+        out = resize_rounded(image, size, cfg.interpolation, cfg.antialias)
     return F.center_crop(out, [cfg.crop_size, cfg.crop_size]).contiguous()
 
 

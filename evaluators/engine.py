@@ -22,7 +22,6 @@ import os
 import platform
 import sys
 import time
-import types
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,25 +132,35 @@ def device_description(device: torch.device) -> str:
     return f"cpu:{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
 
 
-def _float32_forward(self: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    with torch.autocast(x.device.type, enabled=False):
-        return type(self).forward(self, x.float())
+class Float32Linear(torch.nn.Linear):
+    """``nn.Linear`` that computes in float32 under autocast (same weights)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return super().forward(x.float())
 
 
-def classifier_in_fp32(module: torch.nn.Module) -> torch.nn.Module | None:
-    """Make ``module``'s classifier (its last registered ``nn.Linear``)
-    compute in float32 under autocast; returns it (None when there is none,
-    e.g. a TorchScript module). Under bf16 autocast the logits would be
+def classifier_in_fp32(module: torch.nn.Module) -> list[torch.nn.Module]:
+    """Make ``module``'s classifier compute in float32 under autocast and
+    return the layers changed. The classifier is what timm's
+    ``get_classifier()`` returns (both heads of distilled models), else the
+    last registered ``nn.Linear``; only plain ``nn.Linear`` layers are changed
+    (their class becomes :class:`Float32Linear`, which pickles and deep-copies),
+    never a TorchScript module. Under bf16 autocast the logits would be
     rounded to 8 significant bits, which flips near-tied top-1 predictions
     (ResNet-50: 98.8% -> 100% agreement with fp32 on the benchmark images);
-    the head is < 1% of the FLOPs. Harmless in fp32; survives deepcopy."""
+    the head is < 1% of the FLOPs. Harmless in fp32."""
     if isinstance(module, torch.jit.ScriptModule):
-        return None
-    heads = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
-    if not heads:
-        return None
-    heads[-1].forward = types.MethodType(_float32_forward, heads[-1])
-    return heads[-1]
+        return []
+    if callable(getattr(module, "get_classifier", None)):
+        heads = module.get_classifier()
+        heads = list(heads) if isinstance(heads, (tuple, list)) else [heads]
+    else:
+        heads = [m for m in module.modules() if isinstance(m, torch.nn.Linear)][-1:]
+    heads = [h for h in heads if type(h) in (torch.nn.Linear, Float32Linear)]
+    for h in heads:
+        h.__class__ = Float32Linear
+    return heads
 
 
 class ModelRunner:
@@ -367,7 +376,7 @@ def evaluate_source(lm: LoadedModel, source: ImageSource, dataset: str, out_dir:
     workers = default_workers() if workers is None else workers
     key = run_key(lm, source, dataset, device=dev, precision=precision, batch_size=batch_size,
                   chunk_size=chunk_size, save_logits=save_logits, channels_last=channels_last,
-                  compile=compile, gpu_decode=gpu_decode)
+                  compile=compile, gpu_decode=gpu_decode, classifier_fp32=precision != "fp32")
     rank, world = shard
     if world > 1 and rank:
         barrier()  # rank 0 has set up the work folder

@@ -16,6 +16,8 @@ import json
 import math
 from dataclasses import asdict, dataclass, replace
 
+from replication.errors import InputError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
@@ -34,6 +36,10 @@ class PreprocessCfg:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     decoder: str = "pil"
+
+    def __post_init__(self) -> None:
+        if self.decoder not in DECODERS:
+            raise InputError(f"preprocessing decoder {self.decoder!r}: choose {' or '.join(DECODERS)}")
 
     @classmethod
     def from_crop_pct(cls, crop_size: int, crop_pct: float, **kw: object) -> "PreprocessCfg":

@@ -80,10 +80,16 @@ def test_torch_decoder_matches_pillow(interpolation):
             fast, ref = load_crop(data, cfg), load_crop(data, cfg.replace(decoder="pil"))
             assert fast.shape == ref.shape == (3, 224, 224) and fast.dtype == torch.uint8
             most, share = _differ(fast, ref)
-            # measured: 0 (nearest); 1 on 0.1% of values (bilinear); 2 on 0.3% (bicubic)
-            assert most <= 2 and share < 0.01, (name, mode, most, share)
-            if interpolation == "nearest":
-                assert most == 0
+            # measured: 1 on 0.1% of values (bilinear); 2 on 0.3% (bicubic); nearest: 0 at these sizes,
+            # one row or column of the crop at some others (below)
+            assert (most <= 2 or interpolation == "nearest") and share < 0.01, (name, mode, most, share)
+
+
+def test_torch_decoder_nearest_differs_at_most_in_a_row_or_column():
+    data = jpeg_bytes(photo(2, size=(640, 480)))
+    cfg = PreprocessCfg(interpolation="nearest", decoder="torch")
+    d = (load_crop(data, cfg).int() - load_crop(data, cfg.replace(decoder="pil")).int()).abs().amax(0)
+    assert (d.amax(1) > 0).sum() <= 1 or (d.amax(0) > 0).sum() <= 1  # measured: one column of 224
 
 
 def test_torch_decoder_reads_intact_jpegs_itself_and_leaves_the_rest_to_pillow(monkeypatch):
@@ -124,14 +130,13 @@ def test_rounded_float_resize_reproduces_pillow(interpolation):
     from torchvision.transforms.v2 import functional as F
 
     cfg = PreprocessCfg(interpolation=interpolation, decoder="pil")
-    mode = InterpolationMode(interpolation)
     for name in SK_PHOTOS:
         img = decode_image(_sk_jpeg(name))
         ref = crop_uint8(img, cfg)
         x = F.pil_to_tensor(img)
         size = list(resized_hw(*x.shape[-2:], cfg.resize_size))
-        two = F.center_crop(resize_rounded(x, size, mode), [224, 224])
-        one = F.center_crop(F.resize(x.float(), size, interpolation=mode, antialias=True).round().clamp(0, 255)
+        two = F.center_crop(resize_rounded(x, size, interpolation), [224, 224])
+        one = F.center_crop(F.resize(x.float(), size, interpolation=InterpolationMode(interpolation), antialias=True).round().clamp(0, 255)
                             .to(torch.uint8), [224, 224])
         most, share = _differ(two, ref)
         assert most <= 1 and share < 0.005, (name, most, share)  # measured: 0 to 0.16%

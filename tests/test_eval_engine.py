@@ -198,20 +198,41 @@ def test_cuda_path_matches_cpu(tmp_path, tiny_model, precision):
     assert (a["pred1"] == b["pred1"]).mean() >= (1.0 if precision == "fp32" else 0.9)
 
 
-def test_classifier_runs_in_fp32_under_autocast_and_survives_deepcopy(tiny_model):
+def test_classifier_runs_in_fp32_under_autocast_and_survives_copies(tiny_model):
     import copy
+    import pickle
 
-    from evaluators.engine import classifier_in_fp32
+    from evaluators.engine import Float32Linear, classifier_in_fp32
 
-    head = classifier_in_fp32(tiny_model.module)
-    assert head is tiny_model.module.fc
+    assert classifier_in_fp32(tiny_model.module) == [tiny_model.module.fc]
+    assert type(tiny_model.module.fc) is Float32Linear
     twin = copy.deepcopy(tiny_model.module)
     torch.nn.init.zeros_(twin.fc.weight)  # the copy's head must use its own weights
+    again = pickle.loads(pickle.dumps(tiny_model.module))
+    head = tiny_model.module.fc
     x = torch.randn(2, 512).bfloat16()
     with torch.inference_mode():
         ref = torch.nn.functional.linear(x.float(), head.weight, head.bias)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            out, out_twin = tiny_model.module.fc(x), twin.fc(x)
+            out, out_twin, out_again = head(x), twin.fc(x), again.fc(x)
     assert out.dtype == torch.float32
     torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(out_again, ref)
     assert torch.equal(out_twin, twin.fc.bias.expand(2, -1).float())
+
+
+def test_classifier_of_timm_style_models_with_two_heads():
+    from evaluators.engine import Float32Linear, classifier_in_fp32
+
+    class Distilled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head, self.head_dist, self.proj = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3), torch.nn.Linear(4, 4)
+
+        def get_classifier(self):
+            return self.head, self.head_dist
+
+    m = Distilled()
+    assert classifier_in_fp32(m) == [m.head, m.head_dist] and type(m.proj) is torch.nn.Linear
+    assert type(m.head) is Float32Linear
+    assert classifier_in_fp32(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1))) == []

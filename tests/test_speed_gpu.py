@@ -62,6 +62,23 @@ def test_gpu_decoded_crops_are_close_to_pil(tmp_path):
 
 @pytest.mark.cuda
 @cuda
+def test_cuda_resize_reproduces_pillow_rounding():
+    """The GPU resize alone (libjpeg-turbo decode on the CPU): Pillow's crop to within 1 level on < 1% of values."""
+    from torchvision.io import decode_jpeg
+
+    from evaluators.decode import resize_crop
+
+    for interp in ("bilinear", "bicubic"):
+        cfg = PreprocessCfg(crop_size=224, resize_size=256, interpolation=interp)
+        for i in range(4):
+            f = jpeg_bytes(photo(i, size=(500, 375)))
+            gpu = resize_crop(decode_jpeg(torch.frombuffer(bytearray(f), dtype=torch.uint8)).cuda(), cfg).cpu()
+            d = (gpu.int() - crop_uint8(decode_image(f), cfg).int()).abs()
+            assert d.max() <= 1 and (d > 0).float().mean() < 0.01, (interp, int(d.max()))  # CPU float: <= 0.16%
+
+
+@pytest.mark.cuda
+@cuda
 def test_cuda_pipeline_gpu_decode_and_compile_match_cpu(mixed_tree, tmp_path):
     lm = create_model("resnet18", weights="random", preprocess=SMALL)
     kw = dict(batch_size=3, workers=2, progress=False, max_errors=2, save_logits=True)
