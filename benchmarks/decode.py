@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from evaluators.datasets import ImageNetV2Folder  # noqa: E402
-from evaluators.decode import load_crop, resize_rounded, resized_hw  # noqa: E402
+from evaluators.decode import decode_jpegs, load_crop, resize_rounded, resized_hw  # noqa: E402
 from evaluators.engine import CropDataset, collate_crops  # noqa: E402
 from evaluators.registry import create_model  # noqa: E402
 from images import make_images  # noqa: E402
@@ -47,14 +47,13 @@ from replication.io.atomic import write_json  # noqa: E402
 
 def cpu_paths(cfg) -> dict:
     """name -> function(JPEG bytes) -> uint8 (3, crop, crop), all on the CPU."""
-    from torchvision.io import ImageReadMode, decode_jpeg
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms.v2 import functional as F
 
     pil, fast = cfg.replace(decoder="pil"), cfg.replace(decoder="torch")
 
     def libjpeg(data: bytes) -> torch.Tensor:
-        return decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+        return decode_jpegs(torch.frombuffer(bytearray(data), dtype=torch.uint8))
 
     def crop(x: torch.Tensor) -> torch.Tensor:
         return F.center_crop(x, [cfg.crop_size, cfg.crop_size])

@@ -95,14 +95,15 @@ def resized_hw(h: int, w: int, size: int) -> tuple[int, int]:
 
 
 def _interpolate(x: torch.Tensor, size: tuple[int, int], interpolation: str, antialias: bool) -> torch.Tensor:
-    """``torch.nn.functional.interpolate`` of one (3, H, W) image to ``size``
-    with a :class:`PreprocessCfg` interpolation name (``nearest`` is torch's
-    ``nearest-exact``, the closer to Pillow's nearest)."""
+    """``torch.nn.functional.interpolate`` of images (..., 3, H, W) to
+    ``size`` with a :class:`PreprocessCfg` interpolation name (``nearest`` is
+    torch's ``nearest-exact``, the closer to Pillow's nearest)."""
     if interpolation == "nearest":
         kw = {"mode": "nearest-exact"}
     else:
         kw = {"mode": interpolation, "antialias": antialias, "align_corners": False}
-    return torch.nn.functional.interpolate(x[None], size=tuple(size), **kw)[0]
+    batch = x.reshape(-1, *x.shape[-3:])
+    return torch.nn.functional.interpolate(batch, size=tuple(size), **kw).reshape(*x.shape[:-2], *size)
 
 
 def resize_rounded(image: torch.Tensor, size: tuple[int, int], interpolation: str,
@@ -110,8 +111,8 @@ def resize_rounded(image: torch.Tensor, size: tuple[int, int], interpolation: st
     """Pillow's resize arithmetic with float kernels (CUDA has no uint8
     ones): two separable passes, horizontal then vertical, each rounded and
     clipped to [0, 255] as Pillow stores its intermediate image (halves round
-    up, as Pillow's fixed-point arithmetic does); uint8 (3, H, W) in, uint8
-    (3, *size) out. One float pass differs from Pillow on ~15% of values (by
+    up, as Pillow's fixed-point arithmetic does); uint8 (..., 3, H, W) in,
+    uint8 (..., 3, *size) out. One float pass differs from Pillow on ~15% of values (by
     up to 8 levels with bicubic); this on < 0.2%, by 1."""
     out = image.float()
     for hw in ((image.shape[-2], size[1]), tuple(size)):
@@ -121,8 +122,8 @@ def resize_rounded(image: torch.Tensor, size: tuple[int, int], interpolation: st
 
 
 def resize_crop(image: torch.Tensor, cfg: PreprocessCfg) -> torch.Tensor:
-    """``cfg``'s resize and centre crop of one uint8 (3, H, W) image, on its
-    device; returns uint8 (3, crop, crop), close to Pillow's
+    """``cfg``'s resize and centre crop of uint8 images (..., 3, H, W) of one
+    size, on their device; returns uint8 (..., 3, crop, crop), close to Pillow's
     (:func:`crop_uint8`). On the CPU torch's uint8 kernels (called directly,
     so the result does not depend on the CPU's instruction set) implement
     Pillow's fixed-point filters with coarser weights: 0.1% (bilinear) to
@@ -139,16 +140,23 @@ def resize_crop(image: torch.Tensor, cfg: PreprocessCfg) -> torch.Tensor:
     return F.center_crop(out, [cfg.crop_size, cfg.crop_size]).contiguous()
 
 
+def decode_jpegs(encoded: torch.Tensor | list[torch.Tensor], device: str | torch.device = "cpu"):
+    """``torchvision.io.decode_jpeg`` to RGB on ``device`` (uint8 byte
+    tensors in, uint8 (3, H, W) out, one or a list), without its warnings
+    (torchvision 0.29 deprecates the function; libjpeg's corrupt-data notes)."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device)
+
+
 def load_crop(data: bytes, cfg: PreprocessCfg) -> torch.Tensor:
     """The uint8 (3, crop, crop) crop of the image file ``data`` for ``cfg``
     (see the module docstring for the decoder used); raises :class:`DecodeError`."""
     if cfg.decoder == "torch" and jpeg_mode(data) in ("RGB", "L"):
-        from torchvision.io import ImageReadMode, decode_jpeg
-
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                image = decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+            image = decode_jpegs(torch.frombuffer(bytearray(data), dtype=torch.uint8))
         except RuntimeError:
             pass  # Pillow below decodes it or gives the reason
         else:

@@ -31,7 +31,7 @@ from typing import Iterable, Iterator
 import torch
 
 from evaluators.datasets.base import ImageSource
-from evaluators.decode import DecodeError, jpeg_mode, load_crop, resize_crop
+from evaluators.decode import DecodeError, decode_jpegs, jpeg_mode, load_crop, resize_crop
 from evaluators.engine import Batch, ModelRunner, read_error
 from evaluators.preprocess import PreprocessCfg
 
@@ -110,11 +110,18 @@ class EncodedFiles(torch.utils.data.Dataset):
 def gpu_crops(encoded: list[torch.Tensor], cfg: PreprocessCfg, device: torch.device) -> list[torch.Tensor]:
     """Decode JPEG bytes on ``device`` and apply ``cfg``'s resize and centre
     crop there (:func:`~evaluators.decode.resize_crop`, Pillow's rounding):
-    uint8 (3, crop, crop) per image."""
-    from torchvision.io import ImageReadMode, decode_jpeg
-
-    images = decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device)
-    return [resize_crop(im, cfg) for im in images]
+    uint8 (3, crop, crop) per image, in order. Images of one size are resized
+    together (ImageNet's are mostly 500x375 or 375x500), so the kernel
+    launches per batch grow with its distinct sizes, not its images."""
+    images = decode_jpegs(encoded, device)
+    by_size: dict[tuple[int, ...], list[int]] = {}
+    for i, im in enumerate(images):
+        by_size.setdefault(tuple(im.shape), []).append(i)
+    crops: list[torch.Tensor] = [None] * len(images)  # type: ignore[list-item]
+    for idx in by_size.values():
+        for i, crop in zip(idx, resize_crop(torch.stack([images[i] for i in idx]), cfg)):
+            crops[i] = crop
+    return crops
 
 
 class PipelinedRunner(ModelRunner):

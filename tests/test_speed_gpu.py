@@ -96,3 +96,19 @@ def test_cuda_pipeline_gpu_decode_and_compile_match_cpu(mixed_tree, tmp_path):
         tol = 0.3 if name == "dec" else 0.05  # decoder differences move logits more than rounding
         assert np.abs(la[ok] - lb[ok]).max() < tol * np.abs(la[ok]).max(), name
     assert comp["compile_s"] > 0 and comp["device"].startswith("cuda:")
+
+
+def test_batched_decode_and_resize_equal_the_per_image_torch_decoder():
+    """gpu_crops (run here on the CPU) groups images by size; each crop equals --decoder torch's."""
+    from evaluators.decode import load_crop
+    from evaluators.gpu import gpu_crops
+
+    files = [jpeg_bytes(photo(i, size=size)) for i, size in enumerate([(120, 90), (90, 120), (120, 90), (64, 64),
+                                                                        (120, 90), (90, 120)])]
+    for interp in ("bilinear", "bicubic", "nearest"):
+        cfg = PreprocessCfg(crop_size=48, resize_size=56, interpolation=interp, decoder="torch")
+        crops = gpu_crops([torch.frombuffer(bytearray(f), dtype=torch.uint8) for f in files], cfg,
+                          torch.device("cpu"))
+        assert len(crops) == len(files)
+        for f, c in zip(files, crops):
+            assert torch.equal(c, load_crop(f, cfg)), interp
