@@ -183,11 +183,14 @@ class CropCache:
         write_json(self.folder / f"chunk-{i:05d}.json",
                    {"start": chunk.start, "n": len(chunk.images), "errors": chunk.errors})
 
-    def fill(self, *, workers: int | None = None, batch_size: int = 64, progress: bool = True) -> "CropCache":
-        """Decode every image not cached yet (DataLoader ``workers``), chunk by chunk."""
+    def fill(self, *, workers: int | None = None, batch_size: int = 64, progress: bool = True,
+             part: tuple[int, int] = (0, 1)) -> "CropCache":
+        """Decode every image not cached yet (DataLoader ``workers``), chunk
+        by chunk. ``part=(rank, world)``: only this rank's contiguous block of
+        chunks, so that torchrun processes sharing a disk cache fill it together."""
         from tqdm import tqdm
 
-        from evaluators.engine import CropDataset, chunk_batches, collate_crops, default_workers
+        from evaluators.engine import CropDataset, chunk_batches, collate_crops, default_workers, shard_chunks
 
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -195,7 +198,7 @@ class CropCache:
                                                   "n_images": len(self.source), "preprocess": self.cfg.to_dict(),
                                                   "crop_key": self.cfg.crop_key()})
         ranges = self._ranges()
-        missing = [i for i in range(len(ranges)) if self._load_chunk(i) is None]
+        missing = [i for i in shard_chunks(len(ranges), *part) if self._load_chunk(i) is None]
         self.n_decoded_ = sum(len(ranges[i]) for i in missing)
         t0 = time.perf_counter()
         if missing:

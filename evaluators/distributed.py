@@ -92,10 +92,16 @@ def _preprocess(model_id: str, opts: GridOptions) -> PreprocessCfg:
 
 
 def _filled_cache(source: ImageSource, dataset: str, cfg: PreprocessCfg, opts: GridOptions, cache_dir: str | None) -> CropCache:
-    """The :class:`CropCache` of ``source`` for ``cfg``'s crop key, filled."""
+    """The :class:`CropCache` of ``source`` for ``cfg``'s crop key, filled.
+    Under torchrun (``shard`` in ``opts.engine``) each rank fills its block of
+    the disk cache and all wait at the barrier until the whole cache exists."""
     cache = CropCache(source, cfg, dataset=dataset, cache_dir=cache_dir,
                       chunk_size=opts.engine.get("chunk_size", CACHE_CHUNK))
-    return cache.fill(workers=opts.engine.get("workers"), progress=opts.engine.get("progress", True))
+    shard = opts.engine.get("shard", (0, 1))
+    cache.fill(workers=opts.engine.get("workers"), progress=opts.engine.get("progress", True), part=shard)
+    if shard[1] > 1:
+        opts.engine["barrier"]()
+    return cache
 
 
 def plan_grid(model_ids: list[str], opts: GridOptions) -> dict[str, list[str]]:

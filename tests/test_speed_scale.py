@@ -75,6 +75,21 @@ def test_torchrun_two_gloo_processes_equal_one_process(tree, single, tmp_path):
     assert not (tmp_path / V2 / ".resnet18.work").exists()
 
 
+def test_torchrun_ranks_fill_one_disk_cache_and_equal_one_process(tree, single, tmp_path):
+    cache = tmp_path / "cache"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
+           "replication", *_args(tree, tmp_path / "out", *MODELS, "--chunk-size", "4", "--device", "cpu",
+                                 "--cache", "disk", "--cache-dir", str(cache))]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    _same_outputs(single, tmp_path / "out")
+    (folder,) = cache.iterdir()  # one crop key, its 5 chunks of 4 images (ranks filled 0-1 and 2-4)
+    assert len(list(folder.glob("chunk-*.json"))) == 5
+    side = json.loads((tmp_path / "out" / V2 / "resnet18.json").read_text())
+    assert side["world_size"] == 2 and side["images_from"].startswith("crop cache")
+
+
 def test_sigkill_during_cache_fill_resumes_from_finished_chunks(tmp_path):
     from eval_fixtures import jpeg_bytes, photo
 

@@ -114,8 +114,9 @@ def run(args: argparse.Namespace) -> int:
     overrides = {"crop_size": args.crop_size, "resize_size": args.resize_size, "interpolation": args.interpolation,
                  "decoder": args.decoder}
     shard, barrier, device = torchrun_shard(args.device)
-    if shard[1] > 1 and (args.backend != "local" or args.cache != "none"):
-        raise InputError("under torchrun use the local backend without --cache (each process scores a shard)")
+    if shard[1] > 1 and (args.backend != "local" or args.cache == "memory"):
+        raise InputError("under torchrun use the local backend, and --cache disk rather than memory (the ranks "
+                         "fill one shared disk cache; each scores a shard)")
     specs = [DatasetSpec(ds, roots[ds], layouts.get(ds, "auto"), labels.get(ds), args.split, checks[ds].to_dict(),
                          sources[ds]) for ds in args.dataset]
     opts = GridOptions(out=args.out, weights=args.weights, download=args.download,
