@@ -21,7 +21,7 @@ from replication.errors import InputError
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
-DECODERS = ("torch", "pil")
+DECODERS = ("pil", "torch")
 
 
 @dataclass(frozen=True)
