@@ -112,8 +112,8 @@ def resize_rounded(image: torch.Tensor, size: tuple[int, int], interpolation: st
     ones): two separable passes, horizontal then vertical, each rounded and
     clipped to [0, 255] as Pillow stores its intermediate image (halves round
     up, as Pillow's fixed-point arithmetic does); uint8 (..., 3, H, W) in,
-    uint8 (..., 3, *size) out. One float pass differs from Pillow on ~15% of values (by
-    up to 8 levels with bicubic); this on < 0.2%, by 1."""
+    uint8 (..., 3, *size) out. One float pass differs from Pillow on ~15% of
+    values (by up to 8 levels with bicubic); this on < 0.2%, by 1."""
     out = image.float()
     for hw in ((image.shape[-2], size[1]), tuple(size)):
         if tuple(out.shape[-2:]) != hw:
