@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
             warnings.showwarning = lambda message, category, *_, **__: print(
                 f"replication {args.command}: warning: {' '.join(str(message).split())}", file=sys.stderr)
         try:
+            roles = getattr(args, "path_roles", None)
+            if roles is not None:  # no output on an input or on another output, before any work
+                roles.check(args)
             return int(args.func(args) or 0)
         except (InputError, FitError, OSError, ModuleNotFoundError) as exc:
             if args.debug or os.environ.get("REPLICATION_DEBUG"):

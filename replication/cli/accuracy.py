@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from replication.cli.paths import PathRoles
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``accuracy`` subcommand on ``sub`` (``func=run``)."""
@@ -15,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--correct", type=Path, required=True, help="correctness matrix (CSV or Parquet)")
     p.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level (default 0.05)")
     p.add_argument("--out", type=Path, required=True, help="accuracy table to write (CSV or Parquet)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, path_roles=PathRoles(inputs=("--correct",), outputs=("--out",)))
 
 
 def run(args: argparse.Namespace) -> int:

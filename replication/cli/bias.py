@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from replication.cli.paths import PathRoles
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``bias`` subcommand on ``sub`` (``func=run``)."""
@@ -32,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights-out", metavar="FILE",
                    help="write per-image weights of the replication images (CSV or Parquet)")
     p.add_argument("--json", required=True, metavar="OUT", help="output JSON")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, path_roles=PathRoles(inputs=("--annotations", "--correct"), outputs=("--json", "--weights-out")))
 
 
 def run(args: argparse.Namespace) -> int:

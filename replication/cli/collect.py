@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from replication.cli.paths import PathRoles
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``collect`` subcommand on ``sub`` (``func=run``)."""
@@ -11,7 +13,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dir", help="evaluate's --out folder")
     p.add_argument("--out", required=True, help="matrix file (.parquet or .csv)")
     p.add_argument("--drop-errors", action="store_true", help="leave out images some model could not score")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, path_roles=PathRoles(inputs=("dir",), outputs=("--out",)))
 
 
 def run(args: argparse.Namespace) -> int:

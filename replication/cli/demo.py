@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from replication.cli.paths import PathRoles
 from replication.demo import DEFAULT_OUT, DEMO_BOOTSTRAP
 
 
@@ -19,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bootstrap", type=int, default=DEMO_BOOTSTRAP, metavar="B",
                    help=f"bootstrap replicates (default {DEMO_BOOTSTRAP})")
     p.add_argument("--methods", default=None, help="comma-separated methods (default: every registered method)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, path_roles=PathRoles(output_dirs=("--out",)))
 
 
 def run(args: argparse.Namespace) -> int:

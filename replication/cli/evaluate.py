@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from evaluators.engine import resolve_device
     from evaluators.manifests import check_dataset
     from evaluators.registry import model_factory
+    from replication.cli.paths import check_distinct_paths
 
     if len(set(args.dataset)) != len(args.dataset):
         raise InputError("--dataset: each dataset once")
@@ -96,6 +97,9 @@ def run(args: argparse.Namespace) -> int:
     resolve_device(args.device)
     roots = pair_with_datasets(args.root, args.dataset, "--root")
     labels = pair_with_datasets(args.labels, args.dataset, "--labels")
+    weights = args.weights if args.weights not in (None, "random") else None
+    check_distinct_paths({"--root": list(roots.values()), "--labels": list(labels.values()), "--weights": weights},
+                         output_dirs={"--out": args.out})
     layouts = pair_with_datasets(args.layout, args.dataset, "--layout")
     sources, checks = {}, {}
     for ds in args.dataset:

@@ -7,6 +7,8 @@ import argparse
 import time
 from pathlib import Path
 
+from replication.cli.paths import PathRoles
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``figures`` subcommand on ``sub`` (``func=run``)."""
@@ -15,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name", help="a figure name, 'all', or 'list' to print the names")
     p.add_argument("--reference", type=Path, help="folder laid out like ../shared/reference (required unless 'list')")
     p.add_argument("--out", type=Path, default=Path("figures"), help="output folder (default: ./figures)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, path_roles=PathRoles(inputs=("--reference",), output_dirs=("--out",)))
 
 
 def run(args: argparse.Namespace) -> int:

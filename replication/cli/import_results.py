@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from replication.cli.paths import PathRoles
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``import-results`` subcommand on ``sub`` (``func=run``)."""
@@ -18,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="testbed: model_types.csv (default: beside robustness_top1s.csv, when present)")
     p.add_argument("--no-gmacs", action="store_true", help="timm: do not join GMACs from benchmark-infer-*.csv")
     p.add_argument("--out", type=Path, required=True, help="accuracy table to write (CSV or Parquet)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, path_roles=PathRoles(inputs=("--path", "--model-types"), outputs=("--out",)))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from replication.errors import InputError
+from replication.cli.paths import PathRoles
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,7 +77,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--residuals-out", type=Path, default=None,
                    help="also write per-model residuals (effective robustness) as CSV/Parquet")
     p.add_argument("--json", type=Path, required=True, help="output JSON")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, path_roles=PathRoles(inputs=("--table",), outputs=("--json", "--residuals-out")))
 
 
 def _counts(df, col: str, override: int | None):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from replication.cli.paths import PathRoles
+
 DEFAULT_METHODS = "naive,jackknife,betabinomial,npmle"
 
 
@@ -29,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="match per class with N images each (default: match over all classes together)")
     p.add_argument("--seed", type=int, required=True, help="seed of the staging and the bootstrap")
     p.add_argument("--json", required=True, metavar="OUT", help="output JSON")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, path_roles=PathRoles(inputs=("--annotations", "--correct"), outputs=("--json",)))
 
 
 def run(args: argparse.Namespace) -> int:

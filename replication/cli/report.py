@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from replication.cli.paths import PathRoles
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``report`` subcommand on ``sub`` (``func=run``)."""
@@ -17,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated study (without --reference)")
     p.add_argument("--bootstrap", type=int, default=None, metavar="B",
                    help="bootstrap replicates of the simulated study (default: the demo's)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, path_roles=PathRoles(inputs=("--reference",), output_dirs=("--out",)))
 
 
 def run(args: argparse.Namespace) -> int:

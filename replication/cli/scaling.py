@@ -9,6 +9,7 @@ from pathlib import Path
 
 from replication.cli.lines import add_filter_arguments, read_filtered
 from replication.errors import InputError
+from replication.cli.paths import PathRoles
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--flop-per-lb-co2e", type=float, default=3.498e17,
                    help="FLOP per lb CO2e (Thompson: 3.498e17)")
     p.add_argument("--json", type=Path, required=True, help="output JSON")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, path_roles=PathRoles(inputs=("--table",), outputs=("--json",)))
 
 
 def _targets(text: str) -> list[float]:

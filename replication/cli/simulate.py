@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from replication.cli.paths import PathRoles
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``simulate`` subcommand on ``sub`` (``func=run``)."""
@@ -21,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--classes", type=int, help="number of classes (overrides the preset)")
     p.add_argument("--models", type=int, help="number of models (overrides the preset)")
     p.add_argument("--format", choices=("csv", "parquet"), default="csv", help="annotation table format")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, path_roles=PathRoles(output_dirs=("--out",)))
 
 
 def _overrides(args: argparse.Namespace) -> dict:
