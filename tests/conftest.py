@@ -3,23 +3,48 @@
 when it is absent, and fail instead when CI=true."""
 from __future__ import annotations
 
+import importlib
 import os
+import shutil
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = Path(os.environ.get("REPLICATION_REFERENCE", REPO.parent / "shared" / "reference"))
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def missing(reason: str) -> None:
+    """Skip the test for a missing component with ``reason`` -- or fail it under
+    ``CI=true``, where .ci/run installs every component the tests use."""
+    if IN_CI:
+        pytest.fail(f"{reason} -- required under CI=true (.ci/run installs it)", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def require_module(name: str) -> ModuleType:
+    """``pytest.importorskip(name)`` that fails instead of skipping under ``CI=true``."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        missing(f"optional module {name!r} not installed ({exc})")
+
+
+def require_program(name: str) -> str:
+    """The path of the program ``name`` on PATH; skips (fails under CI) when absent."""
+    path = shutil.which(name)
+    if path is None:
+        missing(f"program {name!r} not found on PATH")
+    return path
 
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     """The folder of real reference data, ../shared/reference."""
     if not REFERENCE.is_dir():
-        msg = f"reference data not found at {REFERENCE} (set REPLICATION_REFERENCE)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg + " -- required under CI=true")
-        pytest.skip(msg)
+        missing(f"reference data not found at {REFERENCE} (set REPLICATION_REFERENCE)")
     return REFERENCE
 
 

@@ -6,6 +6,7 @@ import tarfile
 
 import numpy as np
 import pytest
+from conftest import require_module
 from eval_fixtures import jpeg_bytes, photo, v2_files, write_tar, write_tree
 
 from evaluators.classes import imagenet_classes
@@ -149,7 +150,7 @@ def test_class_folder_with_explicit_map(tmp_path):
 
 @pytest.mark.parametrize("kind", ["save_to_disk", "parquet", "imagefolder"])
 def test_hugging_face_layouts(tmp_path, kind):
-    datasets = pytest.importorskip("datasets")
+    datasets = require_module("datasets")
     files = v2_files(classes=(2, 10, 100), per_class=1)
     ref = ImageNetV2Folder(write_tree(tmp_path / "tree", files))
     if kind == "imagefolder":

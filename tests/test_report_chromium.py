@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import pytest
+from conftest import missing
 
 from replication.report import reference_report
 
@@ -17,8 +17,9 @@ _spec.loader.exec_module(report_screenshot)
 CHROMIUM = report_screenshot.find_chromium()
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
 def test_report_renders_in_chromium(reference_dir, tmp_path):
+    if CHROMIUM is None:
+        missing("chromium not installed (apt-get install -y chromium)")
     html_path = reference_report(reference_dir, tmp_path, names=["real_votes"]).write(tmp_path / "report.html")
     n_img, n_ok = report_screenshot.check_images(html_path, CHROMIUM)
     assert n_img == 1 and n_ok == 1

@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import require_module
 from eval_fixtures import v2_files, write_tree
 
 from replication.cli import main
@@ -53,7 +54,7 @@ def single(tree, tmp_path_factory):
 
 
 def test_ray_local_cluster_writes_what_the_local_backend_writes(tree, single, tmp_path):
-    pytest.importorskip("ray")
+    require_module("ray")
     assert main(_args(tree, tmp_path, *MODELS, "--chunk-size", "4", "--backend", "ray")) == 0
     _same_outputs(single, tmp_path)
     # grouped by crop key with a disk cache: one fill task, then one task per model
