@@ -63,3 +63,47 @@ def test_placebo_without_bootstrap(reference_dir, tmp_path):
     assert payload["reference"] == payload["replication"] == "imagenet-val"  # contract: dataset ids
     assert payload["placebo"]["reference_half"] == "imagenet-val:placebo-reference"
     assert all(v["adjusted"]["naive"]["ci"] == [None, None] for v in payload["models"].values())
+
+
+def _command_actions():
+    """(command, action) for every option of every registered command."""
+    import argparse
+
+    from replication.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return [(name, action) for name, parser in sub.choices.items() for action in parser._actions]
+
+
+@pytest.mark.parametrize("flag,bad,what", [
+    ("--seed", "-1", "must be >= 0, got -1"),
+    ("--seed", "1.5", "expected an integer, got '1.5'"),
+    ("--bootstrap", "-2", "must be >= 0, got -2"),
+    ("--bootstrap", "1000000000", "must be <= 100,000"),
+    ("--alpha", "1.5", "strictly between 0 and 1"),
+])
+def test_every_command_checks_seeds_replicates_and_levels_in_one_line(tmp_path, monkeypatch, capsys, flag, bad, what):
+    """One mechanism (replication.cli.args) for every command that has the flag:
+    the bad value ends in one line and exit 2 before any work, writing nothing."""
+    from replication.cli import args as cli_args
+
+    monkeypatch.chdir(tmp_path)
+    commands = sorted({name for name, action in _command_actions() if flag in action.option_strings})
+    assert commands, flag
+    for name in commands:
+        assert main([name, flag, bad]) == 2, name
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and err.startswith(f"replication {name}: error: argument {flag}: "), err
+        assert what in err, err
+    assert list(tmp_path.iterdir()) == []
+    types = {action.type for _, action in _command_actions() if flag in action.option_strings}
+    assert types == {{"--seed": cli_args.seed, "--bootstrap": cli_args.bootstrap_replicates,
+                      "--alpha": cli_args.probability}[flag]}
+
+
+def test_usage_errors_are_one_line_and_main_returns_the_status(capsys):
+    assert main(["bias", "--json", "x.json"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("replication bias: error: the following arguments are required: --annotations, --correct "
+                   "(see replication bias --help)")
+    assert main(["bias", "--help"]) == 0 and "--weights-out" in capsys.readouterr().out

@@ -23,8 +23,9 @@ def test_figures_one_by_name(reference_dir, tmp_path, capsys):
 
 
 def test_figures_bad_input_writes_nothing(tmp_path, capsys):
-    out = tmp_path / "out"
-    assert main(["figures", "no_such_figure", "--reference", str(tmp_path), "--out", str(out)]) == 1
+    out, ref = tmp_path / "out", tmp_path / "ref"
+    ref.mkdir()
+    assert main(["figures", "no_such_figure", "--reference", str(ref), "--out", str(out)]) == 1
     assert "unknown figure" in capsys.readouterr().err
     assert main(["figures", "all", "--reference", str(tmp_path / "missing"), "--out", str(out)]) == 1
     err = capsys.readouterr().err

@@ -14,6 +14,7 @@ import os
 import sys
 import warnings
 
+from replication.cli.args import CommandParser
 from replication.errors import FitError, InputError
 
 #: subcommand name -> module under replication.cli that implements it
@@ -38,7 +39,7 @@ log = logging.getLogger("replication")
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``replication`` parser with every subcommand of :data:`COMMANDS` registered."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="replication",
         description="Selection-frequency bias of dataset replication: evaluate, correct, fit, plot.",
     )
@@ -53,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 bad input, 2 usage)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a one-line usage error (2): a status, not an exception
+        return exc.code if isinstance(exc.code, int) else 2
     # our own loggers at INFO (DEBUG with --debug); third-party chatter only from WARNING up
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for name in ("replication", "evaluators"):
@@ -75,12 +79,6 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print(f"replication {args.command}: interrupted", file=sys.stderr)
             return 130
-
-
-def require_nonnegative(flag: str, value: int | None) -> None:
-    """InputError ``FLAG must be >= 0, got VALUE`` for a negative ``value`` (None passes)."""
-    if value is not None and value < 0:
-        raise InputError(f"{flag} must be >= 0, got {value}")
 
 
 #: optional dependencies -> the extra that installs them

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from replication.cli.args import probability
 from replication.cli.paths import PathRoles
 
 
@@ -15,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("accuracy", help="accuracy table (percent, exact intervals) from a correctness matrix",
                        description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("--correct", type=Path, required=True, help="correctness matrix (CSV or Parquet)")
-    p.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level (default 0.05)")
+    p.add_argument("--alpha", type=probability, default=0.05, help="1 - confidence level (default 0.05)")
     p.add_argument("--out", type=Path, required=True, help="accuracy table to write (CSV or Parquet)")
     p.set_defaults(func=run, path_roles=PathRoles(inputs=("--correct",), outputs=("--out",)))
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from replication.cli.args import add_bootstrap, add_seed, positive_int
 from replication.cli.paths import PathRoles
 
 
@@ -21,9 +22,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--methods",
                    help="comma-separated adjustment methods: naive, jackknife, betabinomial, npmle (default: all; "
                         "a default method that cannot be fitted on the data is left out with a warning)")
-    p.add_argument("--bootstrap", type=int, default=1000, metavar="B", help="bootstrap replicates (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (default 0)")
-    p.add_argument("--jackknife-d", type=int, default=1, metavar="D",
+    add_bootstrap(p, 1000)
+    add_seed(p, "random seed of the bootstrap (default 0)")
+    p.add_argument("--jackknife-d", type=positive_int, default=1, metavar="D",
                    help="annotators dropped per image by the jackknife (default 1)")
     p.add_argument("--selection-edges", metavar="EDGES",
                    help="k/n bin edges within which the replication images were drawn uniformly from their "
@@ -39,7 +40,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``replication bias`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
-    from replication.cli import require_nonnegative
     from replication.errors import InputError
     from replication.estimators import METHODS
     from replication.estimators.results import SELECTION_AWARE, SelectionBiasEstimator, check_methods
@@ -50,7 +50,6 @@ def run(args: argparse.Namespace) -> int:
     reference = args.reference or DEFAULT_REFERENCE
     replication = args.replication or DEFAULT_REPLICATION
     methods = check_methods(args.methods or ",".join(METHODS))
-    require_nonnegative("--bootstrap", args.bootstrap)
     for flag, value in (("--reference", reference), ("--replication", replication)):
         if value not in DATASET_IDS:
             raise InputError(f"{flag}: unknown dataset {value!r}; known: {', '.join(DATASET_IDS)}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from replication.cli.args import add_bootstrap, add_seed
 from replication.cli.paths import PathRoles
 from replication.demo import DEFAULT_OUT, DEMO_BOOTSTRAP
 
@@ -16,21 +17,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "about 3.6 is a true shift), runs the bias estimators with bootstrap intervals, prints "
                     "the adjusted gaps against the truth and writes the JSON and figures.")
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output folder (default ./{DEFAULT_OUT})")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--bootstrap", type=int, default=DEMO_BOOTSTRAP, metavar="B",
-                   help=f"bootstrap replicates (default {DEMO_BOOTSTRAP})")
+    add_seed(p)
+    add_bootstrap(p, DEMO_BOOTSTRAP)
     p.add_argument("--methods", default=None, help="comma-separated methods (default: every registered method)")
     p.set_defaults(func=run, path_roles=PathRoles(output_dirs=("--out",)))
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``replication demo`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
-    from replication.cli import require_nonnegative
     from replication.demo import run_demo
     from replication.estimators.results import check_methods
 
     methods = check_methods(args.methods) if args.methods else None
-    require_nonnegative("--bootstrap", args.bootstrap)
     demo = run_demo(args.out, args.seed, n_bootstrap=args.bootstrap, methods=methods)
     print(demo["text"])
     print(f"done in {demo['seconds']:.1f} s")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from replication.errors import InputError
+from replication.cli.args import add_bootstrap, add_seed, finite_float, positive_int, probability
 from replication.cli.paths import PathRoles
 
 if TYPE_CHECKING:
@@ -64,15 +65,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--y", required=True, help="column on the y axis, e.g. imagenetv2-matched-frequency")
     p.add_argument("--scale", choices=("linear", "probit", "logit"), default="probit",
                    help="axis transform before the fit (default: probit)")
-    p.add_argument("--bootstrap", type=int, default=1000, metavar="B",
-                   help="resamples of models for the intervals (0: OLS t intervals; default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap Generator (default 0)")
-    p.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level (default 0.05)")
-    p.add_argument("--min-x", type=float, default=None, metavar="PCT",
+    add_bootstrap(p, 1000, "resamples of models for the intervals (0: OLS t intervals)")
+    add_seed(p, "seed of the bootstrap Generator (default 0)")
+    p.add_argument("--alpha", type=probability, default=0.05, help="1 - confidence level (default 0.05)")
+    p.add_argument("--min-x", type=finite_float, default=None, metavar="PCT",
                    help="keep models with x accuracy >= PCT (Taori et al.: 55)")
-    p.add_argument("--n-x", type=int, default=None,
+    p.add_argument("--n-x", type=positive_int, default=None,
                    help="images behind x accuracies (default: column <x>_n when present; adds binomial error)")
-    p.add_argument("--n-y", type=int, default=None, help="images behind y accuracies (default: column <y>_n)")
+    p.add_argument("--n-y", type=positive_int, default=None, help="images behind y accuracies (default: column <y>_n)")
     add_filter_arguments(p)
     p.add_argument("--residuals-out", type=Path, default=None,
                    help="also write per-model residuals (effective robustness) as CSV/Parquet")

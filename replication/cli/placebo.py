@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from replication.cli.args import add_bootstrap, add_seed, nonnegative_float, positive_int
 from replication.cli.paths import PathRoles
 
 DEFAULT_METHODS = "naive,jackknife,betabinomial,npmle"
@@ -21,28 +22,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--annotations", required=True, help="annotation table with several votes per image")
     p.add_argument("--correct", required=True, help="correctness matrix of the same dataset")
     p.add_argument("--dataset", default="imagenet-val", help="dataset id to stage it in (default imagenet-val)")
-    p.add_argument("--matching-votes", type=int, metavar="M",
+    p.add_argument("--matching-votes", type=positive_int, metavar="M",
                    help="votes per image used for matching and estimation (default 2)")
     p.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma-separated methods (default {DEFAULT_METHODS})")
-    p.add_argument("--bootstrap", type=int, default=1000, metavar="B", help="bootstrap replicates (default 1000)")
-    p.add_argument("--thinning-power", type=float, default=2.0, metavar="P",
+    add_bootstrap(p, 1000)
+    p.add_argument("--thinning-power", type=nonnegative_float, default=2.0, metavar="P",
                    help="keep a pool image with probability (1 - held-out share)^P (default 2)")
-    p.add_argument("--size-per-class", type=int, metavar="N",
+    p.add_argument("--size-per-class", type=positive_int, metavar="N",
                    help="match per class with N images each (default: match over all classes together)")
-    p.add_argument("--seed", type=int, required=True, help="seed of the staging and the bootstrap")
+    add_seed(p, "seed of the staging and the bootstrap", required=True, default=None)
     p.add_argument("--json", required=True, metavar="OUT", help="output JSON")
     p.set_defaults(func=run, path_roles=PathRoles(inputs=("--annotations", "--correct"), outputs=("--json",)))
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``replication placebo`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
-    from replication.cli import require_nonnegative
     from replication.estimators.results import check_methods
     from replication.io import check_writable, load_annotations, load_correctness, write_json
     from replication.placebo import DEFAULT_MATCHING_VOTES, placebo_dict, run_placebo
 
     methods = check_methods(args.methods)
-    require_nonnegative("--bootstrap", args.bootstrap)
     m = DEFAULT_MATCHING_VOTES if args.matching_votes is None else args.matching_votes
     check_writable(args.json)
     annotations = load_annotations(args.annotations)

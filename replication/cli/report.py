@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from replication.cli.args import add_bootstrap, add_seed
 from replication.cli.paths import PathRoles
 
 
@@ -16,19 +17,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reference", type=Path, default=None,
                    help="folder laid out like ../shared/reference (default: the demo's simulated study)")
     p.add_argument("--out", type=Path, default=Path("report"), help="output folder (default: ./report)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the simulated study (without --reference)")
-    p.add_argument("--bootstrap", type=int, default=None, metavar="B",
-                   help="bootstrap replicates of the simulated study (default: the demo's)")
+    add_seed(p, "seed of the simulated study (without --reference; default 0)")
+    add_bootstrap(p, None, "bootstrap replicates of the simulated study (default: the demo's)")
     p.set_defaults(func=run, path_roles=PathRoles(inputs=("--reference",), output_dirs=("--out",)))
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``replication report`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
-    from replication.cli import require_nonnegative
     from replication.report import build_report
 
     start = time.perf_counter()
-    require_nonnegative("--bootstrap", args.bootstrap)
     path = build_report(args.out, args.reference, seed=args.seed, n_bootstrap=args.bootstrap)
     print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - start:.1f} s")
     return 0

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from replication.cli.lines import add_filter_arguments, read_filtered
 from replication.errors import InputError
+from replication.cli.args import add_bootstrap, add_seed, finite_float, positive_float, probability
 from replication.cli.paths import PathRoles
 
 
@@ -23,18 +24,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     what.add_argument("--accuracy-col", help="top-1 accuracy in percent (error = 100 - accuracy)")
     p.add_argument("--frontier", action="store_true", help="fit the Pareto frontier only (lowest error so far)")
     p.add_argument("--targets", default="5,3,2", help="target errors in percent (default 5,3,2)")
-    p.add_argument("--bootstrap", type=int, default=1000, metavar="B", help="resamples of models (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap Generator (default 0)")
-    p.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level (default 0.05)")
+    add_bootstrap(p, 1000, "resamples of models")
+    add_seed(p, "seed of the bootstrap Generator (default 0)")
+    p.add_argument("--alpha", type=probability, default=0.05, help="1 - confidence level (default 0.05)")
     add_filter_arguments(p)
     p.add_argument("--year-col", default=None,
                    help="year column: adds the best-of-year error trend and the years targets are crossed")
-    p.add_argument("--backtest-year", type=float, default=None,
+    p.add_argument("--backtest-year", type=finite_float, default=None,
                    help="also fit on models up to this year and compare with later ones (needs --year-col)")
-    p.add_argument("--flop-per-unit", type=float, default=1.0,
+    p.add_argument("--flop-per-unit", type=positive_float, default=1.0,
                    help="FLOP per unit of the compute column (1 for FLOP, 2e9 for GMACs)")
-    p.add_argument("--flop-per-usd", type=float, default=6.874e16, help="FLOP per US dollar (Thompson: 6.874e16)")
-    p.add_argument("--flop-per-lb-co2e", type=float, default=3.498e17,
+    p.add_argument("--flop-per-usd", type=positive_float, default=6.874e16, help="FLOP per US dollar (Thompson: 6.874e16)")
+    p.add_argument("--flop-per-lb-co2e", type=positive_float, default=3.498e17,
                    help="FLOP per lb CO2e (Thompson: 3.498e17)")
     p.add_argument("--json", type=Path, required=True, help="output JSON")
     p.set_defaults(func=run, path_roles=PathRoles(inputs=("--table",), outputs=("--json",)))
@@ -59,9 +60,6 @@ def run(args: argparse.Namespace) -> int:
     from replication.fits.scaling import Conversions, ErrorTrendFit, ScalingFit, backtest
 
     targets = _targets(args.targets)
-    for name in ("flop_per_unit", "flop_per_usd", "flop_per_lb_co2e"):
-        if not getattr(args, name) > 0:
-            raise InputError(f"--{name.replace('_', '-')} must be positive")
     if args.backtest_year is not None and args.year_col is None:
         raise InputError("--backtest-year needs --year-col")
     src = str(args.table)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from replication.cli.args import add_seed, finite_float, positive_int
 from replication.cli.paths import PathRoles
 
 
@@ -15,13 +16,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "noisy estimate, and models whose accuracy rises with selection frequency. Writes "
                     "DIR/annotations.csv (or .parquet), DIR/correct.parquet and DIR/truth.json.")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_seed(p)
     p.add_argument("--preset", default="engstrom2020", help="parameter preset (default engstrom2020)")
     p.add_argument("--n-annotators", type=str, metavar="N[,N...]",
                    help="annotators per image; several values are drawn uniformly per image")
-    p.add_argument("--shift", type=float, help="true shift in probit units (overrides the preset)")
-    p.add_argument("--classes", type=int, help="number of classes (overrides the preset)")
-    p.add_argument("--models", type=int, help="number of models (overrides the preset)")
+    p.add_argument("--shift", type=finite_float, help="true shift in probit units (overrides the preset)")
+    p.add_argument("--classes", type=positive_int, help="number of classes (overrides the preset)")
+    p.add_argument("--models", type=positive_int, help="number of models (overrides the preset)")
     p.add_argument("--format", choices=("csv", "parquet"), default="csv", help="annotation table format")
     p.set_defaults(func=run, path_roles=PathRoles(output_dirs=("--out",)))
 
