@@ -2,10 +2,12 @@
 
 One :class:`numpy.random.Generator` drives every resample (scipy.stats.bootstrap
 style). Resampling is stratified by class when class ids are known: each class
-keeps its image count in every replicate.
+keeps its image count in every replicate. Replicates are drawn in chunks that
+bound memory (:func:`replicate_chunks`), with a progress bar on stderr.
 """
 from __future__ import annotations
 
+import sys
 from typing import Iterator
 
 import numpy as np
@@ -14,6 +16,23 @@ from replication.study import LevelTable, StudyData
 
 #: cap on replicates x images held at once while drawing counts
 _MAX_DRAWS = 20_000_000
+
+
+def replicate_chunks(n_resamples: int, n_items: int, desc: str = "bootstrap") -> Iterator[int]:
+    """Sizes of consecutive chunks of replicates that together make
+    ``n_resamples``, each with at most ``_MAX_DRAWS`` draws (replicates times
+    ``n_items`` resampled items). A tqdm bar on stderr counts the replicates
+    done (shown on a terminal only: ``disable=None``)."""
+    from tqdm import tqdm
+
+    chunk = max(1, min(n_resamples, _MAX_DRAWS // max(n_items, 1)))
+    with tqdm(total=n_resamples, desc=desc, unit="replicate", file=sys.stderr, disable=None) as bar:
+        done = 0
+        while done < n_resamples:
+            size = min(chunk, n_resamples - done)
+            yield size
+            done += size
+            bar.update(size)
 
 
 def resample_counts(strata: np.ndarray | None, n_images: int, n_resamples: int,
@@ -60,12 +79,7 @@ def bootstrap_levels(study: StudyData, n_resamples: int, rng: np.random.Generato
     in chunks that bound memory; together they hold ``n_resamples`` replicates.
     Reference and replication images are resampled independently."""
     ref, rep = study.reference, study.replication
-    n_max = max(len(ref), len(rep))
-    chunk = max(1, min(n_resamples, _MAX_DRAWS // max(n_max, 1)))
-    done = 0
-    while done < n_resamples:
-        b = min(chunk, n_resamples - done)
+    for b in replicate_chunks(n_resamples, max(len(ref), len(rep))):
         ref_w = resample_counts(ref.class_id if stratify else None, len(ref), b, rng)
         rep_w = resample_counts(rep.class_id if stratify else None, len(rep), b, rng)
         yield study.levels(ref_weights=ref_w, rep_weights=rep_w)
-        done += b

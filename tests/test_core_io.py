@@ -170,3 +170,29 @@ def test_bootstrap_levels_chunks(monkeypatch):
         assert (c.ref_count.sum(axis=-1) == 4).all() and (c.rep_count.sum(axis=-1) == 3).all()
         # class 0 of the replication set has one image (x, level (10, 9)): always drawn once
         assert (c.rep_count[:, 1] >= 1).all()
+
+
+def test_long_bootstraps_run_in_chunks_with_progress_on_a_terminal(monkeypatch):
+    import io
+
+    from replication.fits.lines import LineFit
+    from replication.fits.scaling import ScalingFit
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(50, 80, 12)
+    y = x - 10 + rng.normal(0, 1, 12)
+    whole = (LineFit("probit", n_bootstrap=7, random_state=1).fit(x, y).boot_params,
+             ScalingFit(n_bootstrap=7, random_state=1).fit(10 ** x, 100 - y).boot_params)
+    monkeypatch.setattr(bootstrap, "_MAX_DRAWS", 30)  # two replicates of 12 models per chunk
+    assert list(bootstrap.replicate_chunks(7, 12)) == [2, 2, 2, 1]
+    shown = Terminal()
+    monkeypatch.setattr("sys.stderr", shown)
+    chunked = (LineFit("probit", n_bootstrap=7, random_state=1).fit(x, y).boot_params,
+               ScalingFit(n_bootstrap=7, random_state=1).fit(10 ** x, 100 - y).boot_params)
+    for a, b in zip(whole, chunked):   # one Generator, drawn in order: chunks change nothing
+        np.testing.assert_array_equal(a, b)
+    assert "7/7" in shown.getvalue() and "replicate" in shown.getvalue()

@@ -15,14 +15,14 @@ logit: log-odds of the fraction; linear: percent).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from replication.bootstrap import resample_counts
+from replication.bootstrap import replicate_chunks, resample_counts
 from replication.errors import FitError, InputError
 from replication.io.tables import name_list, require_columns
 from replication.summary import Summary
@@ -352,19 +352,25 @@ def _redraw(acc: np.ndarray, n: np.ndarray | None, shape: tuple[int, int], scale
     return 100.0 * frac
 
 
-def _bootstrap(x, y, n_x, n_y, scale, n_boot, rng) -> _Boot | None:
-    if n_boot == 0:
-        return None
+def _bootstrap_chunk(x, y, n_x, n_y, scale, n_boot, rng) -> _Boot:
     shape = (n_boot, len(x))
     w = resample_counts(None, len(x), n_boot, rng).astype(float)
     xb, yb = _redraw(x, n_x, shape, scale, rng), _redraw(y, n_y, shape, scale, rng)
     txb, tyb = transform(xb, scale), transform(yb, scale)
     a, b = weighted_lines(txb, tyb, w)
-    bad = ~np.isfinite(b)
-    if bad.mean() > 0.01:
-        log.warning("%d of %d resamples had no spread in x and were left out", int(bad.sum()), n_boot)
     fit_t = a[:, None] + b[:, None] * txb
     return _Boot(a, b, yb - inverse_transform(fit_t, scale), tyb - fit_t)
+
+
+def _bootstrap(x, y, n_x, n_y, scale, n_boot, rng) -> _Boot | None:
+    if n_boot == 0:
+        return None
+    parts = [_bootstrap_chunk(x, y, n_x, n_y, scale, size, rng) for size in replicate_chunks(n_boot, len(x))]
+    boot = _Boot(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(_Boot)})
+    bad = ~np.isfinite(boot.slope)
+    if bad.mean() > 0.01:
+        log.warning("%d of %d resamples had no spread in x and were left out", int(bad.sum()), n_boot)
+    return boot
 
 
 def percentile_ci(samples: np.ndarray, alpha: float) -> np.ndarray:

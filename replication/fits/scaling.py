@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from replication.bootstrap import resample_counts
+from replication.bootstrap import replicate_chunks, resample_counts
 from replication.errors import FitError, InputError
 from replication.fits.lines import OLSLine, check_fit_options, model_names, percentile_ci, weighted_lines
 from replication.io.tables import name_list
@@ -188,12 +188,15 @@ class ScalingFit:
             return None
         order = np.lexsort((y, x))
         xs, ys = x[order], y[order]
-        counts = resample_counts(None, len(x), n_boot, rng).astype(float)
-        w = _frontier_weights(ys, counts) if self.frontier else counts
-        a, b = weighted_lines(xs, ys, w)
-        few = (w > 0).sum(axis=1) < 2
-        a[few], b[few] = np.nan, np.nan
-        return np.column_stack([a, b])
+        parts = []
+        for size in replicate_chunks(n_boot, len(x)):
+            counts = resample_counts(None, len(x), size, rng).astype(float)
+            w = _frontier_weights(ys, counts) if self.frontier else counts
+            a, b = weighted_lines(xs, ys, w)
+            few = (w > 0).sum(axis=1) < 2
+            a[few], b[few] = np.nan, np.nan
+            parts.append(np.column_stack([a, b]))
+        return np.concatenate(parts)
 
 
 class ScalingResults:
