@@ -178,8 +178,8 @@ class CropCache:
         if self.folder is None:
             self._memory[i] = chunk
             return
-        with atomic_path(self.folder / f"chunk-{i:05d}.npy", suffix=".npy") as tmp:
-            np.save(tmp, chunk.images)
+        with atomic_path(self.folder / f"chunk-{i:05d}.npy") as tmp, open(tmp, "wb") as f:
+            np.save(f, chunk.images)
         write_json(self.folder / f"chunk-{i:05d}.json",
                    {"start": chunk.start, "n": len(chunk.images), "errors": chunk.errors})
 

@@ -40,7 +40,7 @@ def result_paths(out_dir: str | Path, dataset: str, model_name: str) -> tuple[Pa
 
 def write_arrow(path: Path, table: pa.Table) -> None:
     """Write ``table`` to the Parquet file ``path`` atomically (temp file + rename)."""
-    with atomic_path(path, suffix=".parquet") as tmp:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
 
 

@@ -1,11 +1,15 @@
 """Atomic file writing: write to a temporary file beside the target, then
-``os.replace`` it, so no reader ever sees a half-written file."""
+``os.replace`` it, so no reader ever sees a half-written file. Temporary names
+never match a result pattern, a rerun removes those its killed predecessor
+left, and a failed write leaves no folder behind that it made."""
 from __future__ import annotations
 
 import contextlib
 import json
 import math
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -35,12 +39,72 @@ def check_writable(path: str | os.PathLike) -> Path:
     return target
 
 
-def _temp_beside(target: Path, suffix: str) -> Path:
-    """Create an empty temporary file in ``target``'s folder (made if needed)."""
+#: temporary files and folders are ``.<target name>.<pid>-<random>.tmp`` beside their target: hidden, and
+#: never matching a result pattern (``*.parquet``, ``*.json``, ``chunk-*.npy``, ...)
+TEMP_SUFFIX = ".tmp"
+_TEMP = re.compile(r"^\.(?P<target>.+)\.(?P<pid>[0-9]+)-[a-z0-9_]+" + re.escape(TEMP_SUFFIX) + "$")
+
+
+def is_temporary(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a temporary file or folder of these writers
+    (readers skip them: a run killed before its final rename leaves one)."""
+    return _TEMP.match(Path(path).name) is not None
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (ours counts as running)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(target: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries of ``target`` left by writers that no longer run
+    (killed before their final rename); returns what was removed. Only names of
+    our own pattern for this very target are touched, and only when their
+    process is gone."""
+    target = Path(target)
+    removed = []
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:  # no folder yet: nothing stale
+        return removed
+    for entry in entries:
+        m = _TEMP.match(entry.name)
+        if m is None or m["target"] != target.name or _alive(int(m["pid"])):
+            continue
+        path = Path(entry.path)
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(path) if entry.is_dir(follow_symlinks=False) else path.unlink()
+        removed.append(path)
+    return removed
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; return those created, deepest first."""
+    missing, p = [], folder
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def _temp_beside(target: Path, created: list[Path]) -> Path:
+    """Create an empty temporary file in ``target``'s folder (made if needed;
+    the folders made are appended to ``created``), after removing ``target``'s
+    stale temporaries."""
     check_writable(target)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+        created += _make_folder(target.parent)
+        remove_stale_temporaries(target)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}-", suffix=TEMP_SUFFIX, dir=target.parent)
     except OSError as exc:
         raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
     os.close(fd)
@@ -49,31 +113,47 @@ def _temp_beside(target: Path, suffix: str) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_paths(*paths: str | os.PathLike, suffixes: tuple[str, ...] | None = None) -> Iterator[list[Path]]:
+def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
     """Yield temporary paths beside several targets; only when the block
     succeeds are they all renamed into place, so a failure leaves none of the
-    targets written. Parent folders are created; an unwritable target fails
-    before the block runs, with :class:`InputError`."""
+    targets written, and no folder that was made for them. Parent folders are
+    created; an unwritable target fails before the block runs, with
+    :class:`InputError`. The temporaries are files of our own name pattern
+    (:func:`is_temporary`); write them in any format (for ``np.save``, pass an
+    open file: given a name without ``.npy`` it would write elsewhere)."""
     targets = [Path(p) for p in paths]
-    suffixes = suffixes or tuple(".tmp" for _ in targets)
+    for target in targets:
+        check_writable(target)
+    absolute = [Path(os.path.abspath(t)) for t in targets]
+    for i, a in enumerate(absolute):
+        for b in absolute[i + 1:]:
+            if a == b or a in b.parents or b in a.parents:
+                raise InputError(f"cannot write both {a} and {b}: one is or lies inside the other")
     temps: list[Path] = []
+    created: list[Path] = []
+    done = False
     try:
-        for target, suffix in zip(targets, suffixes):
-            temps.append(_temp_beside(target, suffix))
+        for target in targets:
+            temps.append(_temp_beside(target, created))
         yield temps
         for tmp, target in zip(temps, targets):
             os.replace(tmp, target)
+        done = True
     finally:
         for tmp in temps:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+        if not done:
+            for folder in sorted(created, key=lambda f: len(f.parts), reverse=True):
+                with contextlib.suppress(OSError):  # not empty (someone else wrote there): kept
+                    folder.rmdir()
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; on success rename it to
     ``path``, on error remove it (see :func:`atomic_paths`)."""
-    with atomic_paths(path, suffixes=(suffix if suffix is not None else ".tmp",)) as (tmp,):
+    with atomic_paths(path) as (tmp,):
         yield tmp
 
 
@@ -140,8 +220,7 @@ def write_outputs(outputs: dict[str | os.PathLike, Any]) -> list[Path]:
     ``str`` (UTF-8 text), or anything else as JSON (see :func:`write_json`).
     """
     targets = [Path(p) for p in outputs]
-    suffixes = tuple(".parquet" if _is_parquet(t) else ".tmp" for t in targets)
-    with atomic_paths(*targets, suffixes=suffixes) as temps:
+    with atomic_paths(*targets) as temps:
         for tmp, target, obj in zip(temps, targets, outputs.values()):
             _dump(tmp, target, obj)
     return targets
