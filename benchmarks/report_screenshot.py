@@ -78,10 +78,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     html_path = args.report
     if html_path is None:
-        from replication.report import build_report
+        from replication.demo import run_demo
+        from replication.report import REPORT_NAME, reference_report
 
         t0 = time.perf_counter()
-        html_path = build_report(args.out, args.reference if args.reference.is_dir() else None)
+        if args.reference.is_dir():
+            html_path = reference_report(args.reference, args.out).write(args.out / REPORT_NAME)
+        else:
+            html_path = run_demo(args.out)["paths"]["report_html"]
         print(f"built {html_path} ({html_path.stat().st_size / 1e6:.2f} MB) in {time.perf_counter() - t0:.1f} s")
     t0 = time.perf_counter()
     n_img, n_ok = check_images(html_path, chromium)

@@ -42,36 +42,39 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, seed: int = 0, *, n_bootstrap: i
 
     Writes ``study/`` (the simulated tables), ``bias.json``, ``figures/``
     (PNG, PDF and JSON of each figure), ``gaps.png`` (the per-model gap
-    figure, a copy of ``figures/demo_gaps.png``) and ``report.html``.
+    figure, a copy of ``figures/demo_gaps.png``) and ``report.html``, all
+    together at the end: a run that fails writes none of them.
 
     Returns a dict with ``study`` (SimulatedStudy), ``results`` (BiasResults),
     ``table`` (see :func:`comparison_table`), ``text`` (what is printed),
     ``paths`` (name -> Path of the main files written; ``figures`` is the
-    folder, ``figure_names`` what it holds) and ``seconds``.
+    folder) and ``seconds``.
     """
     import numpy as np
 
     from replication.estimators import METHODS
     from replication.estimators.results import SelectionBiasEstimator
-    from replication.io import write_bytes, write_json
-    from replication.report import study_figures, write_demo_report
-    from replication.simulate import SimulationConfig, simulate, write_study
+    from replication.io import write_outputs
+    from replication.report import REPORT_NAME
+    from replication.simulate import SimulationConfig, simulate, study_files
 
     start = time.perf_counter()
     out = Path(out_dir)
     rng = np.random.default_rng(seed)
     study = simulate(SimulationConfig.preset("engstrom2020"), rng)
-    paths = {f"study_{k}": v for k, v in write_study(study, out / "study").items()}
+    files = {f"study_{key}": pair for key, pair in study_files(study, out / "study").items()}
     chosen = tuple(methods) if methods else tuple(METHODS)  # registration order: naive, jackknife, ...
     results = SelectionBiasEstimator(chosen, n_bootstrap=n_bootstrap, random_state=rng).fit(
         study.annotations, study.correctness)
     table = comparison_table(results, study.truth)
-    paths["bias_json"] = write_json(out / "bias.json", results.to_dict())
-    figures = {f.name: f for f in study_figures(study, results, out / "figures")}
-    paths["gaps_png"] = write_bytes(out / "gaps.png", figures["demo_gaps"].png.read_bytes())
-    paths["selection_png"] = figures["demo_selection"].png
+    files["bias_json"] = (out / "bias.json", results.to_dict())
+    report = demo_report(out, study, results, table)
+    figures = {f.name: f for f in report.figures}
+    files["gaps_png"] = (out / "gaps.png", figures["demo_gaps"].png)
+    files["report_html"] = (out / REPORT_NAME, report.to_html())
+    write_outputs({**report.files, **dict(files.values())})
+    paths = {key: path for key, (path, _) in files.items()}
     paths["figures"] = out / "figures"
-    paths["report_html"] = write_demo_report(out, study, results, table, list(figures.values()))
     text = "\n".join([
         "Simulated replication study (preset engstrom2020: raw drop ~11.7 points, ~3.6 of it a true shift)",
         f"{len(study.truth)} models, {len(results.study.reference)} reference and "
@@ -82,8 +85,99 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, seed: int = 0, *, n_bootstrap: i
         "",
         "'models covered': models whose 95% interval contains their true gap.",
         "",
-        *[f"wrote {p}" for key, p in paths.items() if key not in ("figures", "selection_png")],
+        *[f"wrote {p}" for key, p in paths.items() if key != "figures"],
         f"wrote {paths['figures']}/: {len(figures)} figures (PNG, PDF and JSON each): {', '.join(figures)}",
     ])
     return {"study": study, "results": results, "table": table, "text": text, "paths": paths,
             "seconds": time.perf_counter() - start}
+
+
+def study_figures(study: Any, results: Any, out_dir: str | Path) -> tuple[list[Any], dict]:
+    """The figures of a simulated study and its bias results (per-model gaps,
+    selection bins, Engstrom-style histograms, f(s), adjusted accuracy,
+    jackknife), in report order: the
+    :class:`~replication.figures.SavedFigure` of each (in ``out_dir``) and
+    ``{path: content}`` of their files, not yet written."""
+    import numpy as np
+
+    from replication.figures import describe, figure_files, mark_simulated, style
+    from replication.figures import engstrom2020 as eng
+
+    note = "the demo's simulated replication study (truth known)"
+    paper = "Engstrom et al. 2020 style, on the demo's simulated study"
+    table = results.study.levels()
+    drawn = []
+    with style():
+        fig, numbers = eng.draw_gaps(results, study.truth)
+        drawn.append(("demo_gaps", "Per-model gaps: raw, adjusted by each method, and the truth", fig,
+                      {"numbers": numbers, "caption": "Each model's gap (reference minus replication accuracy) "
+                                                      "against its reference accuracy: raw (grey), adjusted by each "
+                                                      "method with its 95% bootstrap interval, and the simulated true "
+                                                      "gap (black line)."}))
+        fig, numbers = eng.draw_selection(study)
+        drawn.append(("demo_selection", "Matched on observed k/n, not on true selection frequency", fig,
+                      {"numbers": numbers, "caption": "Left: share of images in each of Recht et al.'s "
+                                                      "MatchedFrequency bins of k/n, which the replication set "
+                                                      "matches by construction. Right: the true selection frequencies "
+                                                      "differ, because a candidate pool of lower s lands in a bin "
+                                                      "through annotation noise."}))
+        true_s = tuple(study.images.loc[study.images["dataset"] == ds, "true_s"].to_numpy()
+                       for ds in (results.reference, results.replication))
+        n = "/".join(str(int(v)) for v in np.unique(table.n))
+        panels = eng.study_panels(table, (f"simulated {results.reference} (n = {n})",
+                                          f"simulated {results.replication} (n = {n})"),
+                                  selection_edges=eng.selection_edges_for(results.replication), true_s=true_s)
+        fig, numbers = eng.draw_histograms(panels)
+        drawn.append(("demo_histograms", "Selection frequencies: observed k/n with fitted priors", fig,
+                      {"numbers": numbers, "caption": eng.HISTOGRAM_CAPTION, "table": eng.histogram_table(numbers),
+                       "headline": eng.histogram_headline(numbers)}))
+        fig, out = eng.fs_figure(results.study, eng.chosen_models(results.reference_accuracy), truth=study)
+        drawn.append(("demo_fs_curves", "Accuracy against selection frequency, f(s)", fig, out))
+        fig, numbers = eng.draw_adjusted_vs_raw(results, truth=study.truth)
+        drawn.append(("demo_adjusted", "Adjusted and raw replication accuracy with both lines", fig,
+                      {"numbers": numbers, "caption": f"Raw (grey) and {numbers['method']}-adjusted (blue, 95% "
+                                                      "bootstrap CI) replication accuracy per model with both "
+                                                      "least-squares lines; right: mean gap per method against the truth."}))
+        if table.n.min() >= 2:      # the jackknife drops an annotator per image
+            fig, out = eng.jackknife_figure(results.study, true_mean_adjusted=100 * float(
+                study.truth["adjusted_replication_accuracy"].mean()))
+            drawn.append(("demo_jackknife", "Jackknife: the plug-in estimate against 1/n", fig, out))
+    saved, files = [], {}
+    for name, title, fig, out in drawn:
+        mark_simulated(fig, note)
+        one, more = figure_files(fig, describe(name, title, paper, {**out, "simulated": True, "inputs": []}),
+                                 out_dir, name)
+        saved.append(one)
+        files.update(more)
+    return saved, files
+
+
+def demo_report(out_dir: str | Path, study: Any, results: Any, table: Any,
+                command: str = "replication demo") -> Any:
+    """A :class:`~replication.report.Report` of the demo's simulated study: the
+    comparison with the truth (``table``, see :func:`comparison_table`),
+    per-model gaps, and the figures of :func:`study_figures`, whose files
+    (``out_dir/figures/``) :meth:`~replication.report.Report.write` writes with the page."""
+    from replication.report import POINTS, Report, ReportFigure
+
+    saved, files = study_figures(study, results, Path(out_dir) / "figures")
+    figs = [ReportFigure(s.name, files[s.png], s.data) for s in saved]
+    per_model = results.summary().table.reset_index()
+    per_model.insert(1, "true gap", 100 * study.truth["gap"].reindex(per_model["model"]).to_numpy())
+    means = results.mean_gap_conf_int()
+    true_gap = 100 * float(study.truth["gap"].mean())
+    headline = {
+        **{("raw mean gap" if k == "raw" else f"{k}-adjusted mean gap"):
+           f"{100 * r['value']:.2f} points [{100 * r['lower']:.2f}, {100 * r['upper']:.2f}]" for k, r in means.iterrows()},
+        "true mean gap (the simulated shift)": f"{true_gap:.2f} points"}
+    cfg = study.config
+    intro = (f"Simulated replication study (preset engstrom2020: a raw drop near 11.7 points of which about 3.6 is a "
+             f"true shift). {len(results.study.reference):,} reference and {len(results.study.replication):,} "
+             f"replication images, {len(results.reference_accuracy)} models, {cfg.n_annotators} annotators per image, "
+             f"{results.n_bootstrap} bootstrap replicates. Nothing here is real data; the truth is known, so every "
+             "estimate can be checked. Gaps and accuracies are in percentage points, to 2 decimals.")
+    return Report(title="Replication bias demo: how much of the accuracy drop is real?", intro=intro,
+                  figures=figs, files=files, command=command, headline_numbers=headline,
+                  tables=[("Mean gap over models, by method, against the truth (percentage points)",
+                           table.reset_index(), POINTS),
+                          ("Per-model gaps (percentage points, 95% bootstrap intervals)", per_model, POINTS)])

@@ -1,9 +1,10 @@
 """One self-contained HTML page: figures embedded as base64 PNG, their tables
 and numbers, and the provenance (path, size, sha256, source) of every input.
 
-``build_report(out_dir, reference_dir)`` covers the paper figures regenerated
-from a reference folder; ``build_report(out_dir)`` covers the demo's simulated
-study. Figures are also written beside the page (``figures/NAME.{png,pdf,json}``).
+:func:`reference_report` covers the paper figures regenerated from a reference
+folder; the demo's page (:func:`replication.demo.demo_report`) is built from
+the same parts. Figures are also written beside the page
+(``figures/NAME.{png,pdf,json}``).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from replication.io.atomic import _jsonable, write_text
+from replication.io.atomic import _jsonable, write_outputs
 
 REPORT_NAME = "report.html"
 #: tables longer than this are collapsed behind a "Show" toggle
@@ -59,7 +60,8 @@ class Report:
     """The content of the page, in order: headline numbers (``headline_numbers``
     then each figure's), extra tables, figures, provenance of the inputs.
     ``tables`` holds ``(title, frame)`` or ``(title, frame, decimals)``, the
-    decimals of every float column (see :func:`table_html`)."""
+    decimals of every float column (see :func:`table_html`); ``files`` maps
+    the paths of files that go with the page (its figures) to their content."""
 
     title: str
     intro: str
@@ -68,6 +70,7 @@ class Report:
     inputs: list[dict] = field(default_factory=list)
     command: str = ""
     headline_numbers: dict[str, str] = field(default_factory=dict)
+    files: dict[Path, Any] = field(default_factory=dict)
 
     def headline(self) -> pd.DataFrame:
         """Headline numbers of every figure: ``figure``, ``quantity``, ``value``."""
@@ -110,8 +113,8 @@ class Report:
         return "\n".join(parts)
 
     def write(self, path: str | os.PathLike) -> Path:
-        """Write the page atomically; returns its path."""
-        return write_text(path, self.to_html())
+        """Write the page and its :attr:`files` atomically, all or none; returns the page's path."""
+        return write_outputs({**self.files, path: self.to_html()})[-1]
 
 
 def _e(text: Any) -> str:
@@ -208,119 +211,17 @@ def _figure_html(f: ReportFigure) -> str:
 
 def reference_report(reference_dir: str | os.PathLike, out_dir: str | os.PathLike,
                      names: list[str] | None = None) -> Report:
-    """Regenerate the paper figures from ``reference_dir`` into
-    ``out_dir/figures`` and collect them into a :class:`Report`."""
-    from replication.figures import generate_all
+    """The paper figures regenerated from ``reference_dir`` as a :class:`Report`
+    whose files (``out_dir/figures/NAME.{png,pdf,json}``) are written with the
+    page by :meth:`Report.write`."""
+    from replication.figures import render_all
 
-    saved = generate_all(reference_dir, Path(out_dir) / "figures", names)
-    figs = [ReportFigure(s.name, s.png.read_bytes(), s.data) for s in saved]
+    saved, files = render_all(reference_dir, Path(out_dir) / "figures", names)
+    figs = [ReportFigure(s.name, files[s.png], s.data) for s in saved]
     return Report(
         title="Replication bias: paper figures from the reference data",
         intro=(f"Figures regenerated from the reference folder {Path(reference_dir)}. Real published data wherever "
                "they exist; figures marked simulated use the project's simulator because ImageNet-v2 selection "
                "frequencies were never published. Accuracies are top-1 in percent on the figures and fractions "
                "in the JSON."),
-        figures=figs, command=f"replication report --reference {reference_dir} --out {out_dir}")
-
-
-def study_figures(study: Any, results: Any, out_dir: str | os.PathLike) -> list[Any]:
-    """The figures of a simulated study and its bias results (per-model gaps,
-    selection bins, Engstrom-style histograms, f(s), adjusted accuracy,
-    jackknife), saved into ``out_dir`` (PNG, PDF, JSON); returns the
-    :class:`~replication.figures.SavedFigure` of each, in report order."""
-    from replication.figures import describe, mark_simulated, save_figure, style
-    from replication.figures import engstrom2020 as eng
-
-    note = "the demo's simulated replication study (truth known)"
-    paper = "Engstrom et al. 2020 style, on the demo's simulated study"
-    table = results.study.levels()
-    drawn = []
-    with style():
-        fig, numbers = eng.draw_gaps(results, study.truth)
-        drawn.append(("demo_gaps", "Per-model gaps: raw, adjusted by each method, and the truth", fig,
-                      {"numbers": numbers, "caption": "Each model's gap (reference minus replication accuracy) "
-                                                      "against its reference accuracy: raw (grey), adjusted by each "
-                                                      "method with its 95% bootstrap interval, and the simulated true "
-                                                      "gap (black line)."}))
-        fig, numbers = eng.draw_selection(study)
-        drawn.append(("demo_selection", "Matched on observed k/n, not on true selection frequency", fig,
-                      {"numbers": numbers, "caption": "Left: share of images in each of Recht et al.'s "
-                                                      "MatchedFrequency bins of k/n, which the replication set "
-                                                      "matches by construction. Right: the true selection frequencies "
-                                                      "differ, because a candidate pool of lower s lands in a bin "
-                                                      "through annotation noise."}))
-        true_s = tuple(study.images.loc[study.images["dataset"] == ds, "true_s"].to_numpy()
-                       for ds in (results.reference, results.replication))
-        n = "/".join(str(int(v)) for v in np.unique(table.n))
-        panels = eng.study_panels(table, (f"simulated {results.reference} (n = {n})",
-                                          f"simulated {results.replication} (n = {n})"),
-                                  selection_edges=eng.selection_edges_for(results.replication), true_s=true_s)
-        fig, numbers = eng.draw_histograms(panels)
-        drawn.append(("demo_histograms", "Selection frequencies: observed k/n with fitted priors", fig,
-                      {"numbers": numbers, "caption": eng.HISTOGRAM_CAPTION, "table": eng.histogram_table(numbers),
-                       "headline": eng.histogram_headline(numbers)}))
-        fig, out = eng.fs_figure(results.study, eng.chosen_models(results.reference_accuracy), truth=study)
-        drawn.append(("demo_fs_curves", "Accuracy against selection frequency, f(s)", fig, out))
-        fig, numbers = eng.draw_adjusted_vs_raw(results, truth=study.truth)
-        drawn.append(("demo_adjusted", "Adjusted and raw replication accuracy with both lines", fig,
-                      {"numbers": numbers, "caption": f"Raw (grey) and {numbers['method']}-adjusted (blue, 95% "
-                                                      "bootstrap CI) replication accuracy per model with both "
-                                                      "least-squares lines; right: mean gap per method against the truth."}))
-        if table.n.min() >= 2:      # the jackknife drops an annotator per image
-            fig, out = eng.jackknife_figure(results.study, true_mean_adjusted=100 * float(
-                study.truth["adjusted_replication_accuracy"].mean()))
-            drawn.append(("demo_jackknife", "Jackknife: the plug-in estimate against 1/n", fig, out))
-    saved = []
-    for name, title, fig, out in drawn:
-        mark_simulated(fig, note)
-        data = describe(name, title, paper, {**out, "simulated": True, "inputs": []})
-        saved.append(save_figure(fig, data, out_dir, name))
-    return saved
-
-
-def demo_report(out_dir: str | os.PathLike, study: Any, results: Any, table: pd.DataFrame,
-                figures: list[Any] | None = None, command: str = "replication demo") -> Report:
-    """A :class:`Report` of the demo's simulated study: the comparison with
-    the truth, per-model gaps, and the figures of :func:`study_figures`
-    (``figures`` when already saved, else saved now in ``out_dir/figures``)."""
-    saved = study_figures(study, results, Path(out_dir) / "figures") if figures is None else figures
-    figs = [ReportFigure(s.name, s.png.read_bytes(), s.data) for s in saved]
-    per_model = results.summary().table.reset_index()
-    per_model.insert(1, "true gap", 100 * study.truth["gap"].reindex(per_model["model"]).to_numpy())
-    means = results.mean_gap_conf_int()
-    true_gap = 100 * float(study.truth["gap"].mean())
-    headline = {
-        **{("raw mean gap" if k == "raw" else f"{k}-adjusted mean gap"):
-           f"{100 * r['value']:.2f} points [{100 * r['lower']:.2f}, {100 * r['upper']:.2f}]" for k, r in means.iterrows()},
-        "true mean gap (the simulated shift)": f"{true_gap:.2f} points"}
-    cfg = study.config
-    intro = (f"Simulated replication study (preset engstrom2020: a raw drop near 11.7 points of which about 3.6 is a "
-             f"true shift). {len(results.study.reference):,} reference and {len(results.study.replication):,} "
-             f"replication images, {len(results.reference_accuracy)} models, {cfg.n_annotators} annotators per image, "
-             f"{results.n_bootstrap} bootstrap replicates. Nothing here is real data; the truth is known, so every "
-             "estimate can be checked. Gaps and accuracies are in percentage points, to 2 decimals.")
-    return Report(title="Replication bias demo: how much of the accuracy drop is real?", intro=intro,
-                  figures=figs, command=command, headline_numbers=headline,
-                  tables=[("Mean gap over models, by method, against the truth (percentage points)",
-                           table.reset_index(), POINTS),
-                          ("Per-model gaps (percentage points, 95% bootstrap intervals)", per_model, POINTS)])
-
-
-def write_demo_report(out_dir: str | os.PathLike, study: Any, results: Any, table: pd.DataFrame,
-                      figures: list[Any] | None = None) -> Path:
-    """Write ``out_dir/report.html`` for a finished demo run (see
-    :func:`replication.demo.run_demo`); ``figures`` as in :func:`demo_report`."""
-    return demo_report(out_dir, study, results, table, figures).write(Path(out_dir) / REPORT_NAME)
-
-
-def build_report(out_dir: str | os.PathLike, reference_dir: str | os.PathLike | None = None, *,
-                 seed: int = 0, n_bootstrap: int | None = None) -> Path:
-    """Write ``out_dir/report.html`` (and its figures): for the reference
-    folder, or, when ``reference_dir`` is None, for the demo's simulated study
-    (``replication demo`` run into ``out_dir`` with ``seed``)."""
-    if reference_dir is not None:
-        return reference_report(reference_dir, out_dir).write(Path(out_dir) / REPORT_NAME)
-    from replication.demo import DEMO_BOOTSTRAP, run_demo
-
-    demo = run_demo(out_dir, seed, n_bootstrap=DEMO_BOOTSTRAP if n_bootstrap is None else n_bootstrap)
-    return demo["paths"]["report_html"]
+        figures=figs, files=files, command=f"replication report --reference {reference_dir} --out {out_dir}")

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from replication.io.atomic import write_json, write_table
+from replication.io.atomic import write_outputs
 from replication.sampling import EDGES, matched_frequency, threshold, top_images
 from replication.study import DEFAULT_REFERENCE, DEFAULT_REPLICATION
 
@@ -273,15 +273,22 @@ def population_truth(config: SimulationConfig, curves: pd.DataFrame, rep_s: np.n
     }, index=curves.index)
 
 
-def write_study(study: SimulatedStudy, out_dir: str | os.PathLike, *, annotations_format: str = "csv") -> dict[str, Path]:
-    """Write ``annotations.csv`` (or ``.parquet``), ``correct.parquet`` and
-    ``truth.json`` into ``out_dir``, each atomically. Returns the paths."""
+def study_files(study: SimulatedStudy, out_dir: str | os.PathLike, *,
+                annotations_format: str = "csv") -> dict[str, tuple[Path, Any]]:
+    """Where the study's files go in ``out_dir`` and what they hold:
+    ``{"annotations": (path, frame), "correct": ..., "truth": (path, dict)}``
+    (see :func:`write_study`). Nothing is written."""
     if annotations_format not in ("csv", "parquet"):
         raise ValueError(f"annotations_format must be 'csv' or 'parquet', got {annotations_format!r}")
     out = Path(out_dir)
-    paths = {"annotations": out / f"annotations.{annotations_format}",
-             "correct": out / "correct.parquet", "truth": out / "truth.json"}
-    write_table(paths["annotations"], study.annotations)
-    write_table(paths["correct"], study.correctness)
-    write_json(paths["truth"], study.truth_dict())
-    return paths
+    return {"annotations": (out / f"annotations.{annotations_format}", study.annotations),
+            "correct": (out / "correct.parquet", study.correctness),
+            "truth": (out / "truth.json", study.truth_dict())}
+
+
+def write_study(study: SimulatedStudy, out_dir: str | os.PathLike, *, annotations_format: str = "csv") -> dict[str, Path]:
+    """Write ``annotations.csv`` (or ``.parquet``), ``correct.parquet`` and
+    ``truth.json`` into ``out_dir``, atomically all three or none. Returns the paths."""
+    files = study_files(study, out_dir, annotations_format=annotations_format)
+    write_outputs(dict(files.values()))
+    return {key: path for key, (path, _) in files.items()}

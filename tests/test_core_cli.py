@@ -174,7 +174,7 @@ def test_demo_runs_and_writes_json_and_figures(tmp_path, capsys):
     from replication.demo import run_demo
 
     demo = run_demo(tmp_path / "demo", seed=1, n_bootstrap=100, methods=("naive", "jackknife"))
-    for key in ("bias_json", "gaps_png", "selection_png", "study_truth"):
+    for key in ("bias_json", "gaps_png", "report_html", "study_truth"):
         assert demo["paths"][key].stat().st_size > 1000
     assert demo["paths"]["gaps_png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     d = json.loads(demo["paths"]["bias_json"].read_text())

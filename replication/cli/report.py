@@ -24,9 +24,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``replication report`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
-    from replication.report import build_report
+    from replication.demo import DEMO_BOOTSTRAP, run_demo
+    from replication.report import REPORT_NAME, reference_report
 
     start = time.perf_counter()
-    path = build_report(args.out, args.reference, seed=args.seed, n_bootstrap=args.bootstrap)
+    if args.reference is not None:
+        path = reference_report(args.reference, args.out).write(args.out / REPORT_NAME)
+    else:  # the demo's study, written as `replication demo` writes it
+        bootstrap = DEMO_BOOTSTRAP if args.bootstrap is None else args.bootstrap
+        path = run_demo(args.out, args.seed, n_bootstrap=bootstrap)["paths"]["report_html"]
     print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - start:.1f} s")
     return 0

@@ -35,8 +35,8 @@ the figure.
 from __future__ import annotations
 
 from replication.figures._base import (
-    DPI, FIGURES, FigureSpec, SavedFigure, describe, figure_bytes, generate, generate_all, mark_simulated,
-    register_figure, render, save_figure, style,
+    DPI, FIGURES, FigureSpec, SavedFigure, describe, figure_bytes, figure_files, generate, generate_all,
+    mark_simulated, register_figure, render, render_all, save_figure, style,
 )
 # registration order = the order of `figures all` and of the report
 from replication.figures import recht2019  # noqa: F401,I001
@@ -46,5 +46,5 @@ from replication.figures import taori2020  # noqa: F401
 from replication.figures import thompson2020  # noqa: F401
 from replication.figures import timm_scaling  # noqa: F401
 
-__all__ = ["DPI", "FIGURES", "FigureSpec", "SavedFigure", "describe", "figure_bytes", "generate", "generate_all",
-           "mark_simulated", "register_figure", "render", "save_figure", "style"]
+__all__ = ["DPI", "FIGURES", "FigureSpec", "SavedFigure", "describe", "figure_bytes", "figure_files", "generate",
+           "generate_all", "mark_simulated", "register_figure", "render", "render_all", "save_figure", "style"]

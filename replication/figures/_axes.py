@@ -35,3 +35,17 @@ def error_ticks(ax: Axes, ticks: tuple[float, ...]) -> None:
     ax.yaxis.set_major_locator(FixedLocator(ticks))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def interval_bars(ax: Axes, pos, value, lower, upper, *, horizontal: bool = False, color=None, label=None,
+                  ms: float = 3.5, capsize: float = 0.0, elinewidth: float | None = None) -> None:
+    """Points ``value`` at positions ``pos`` with the intervals [lower, upper]
+    as bars (vertical, or along x when ``horizontal``), arrays of shape (n,).
+    Unlike ``errorbar`` with errors relative to the point, an interval that
+    does not contain its point (a percentile bootstrap interval from few
+    replicates can miss it) is drawn where it is."""
+    lower = np.asarray(lower, dtype=float)
+    spans = {"xerr" if horizontal else "yerr": [np.zeros_like(lower), np.asarray(upper, dtype=float) - lower]}
+    ax.errorbar(*((lower, pos) if horizontal else (pos, lower)), **spans, fmt="none", ecolor=color,
+                capsize=capsize, elinewidth=elinewidth)
+    ax.plot(*((value, pos) if horizontal else (pos, value)), "o", ms=ms, color=color, label=label)

@@ -13,7 +13,8 @@ registered with :func:`register_figure`. ``data`` is a JSON-able dict with
 
 :func:`save_figure` writes ``NAME.png``, ``NAME.pdf`` and ``NAME.json``
 atomically and byte-for-byte reproducibly (Agg backend, fixed rcParams and dpi,
-no dates in the metadata).
+no dates in the metadata); :func:`generate_all` writes every figure's files
+together or none of them.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from replication.errors import InputError  # noqa: E402
 from replication.figures._provenance import file_record  # noqa: E402
-from replication.io.atomic import write_bytes, write_json  # noqa: E402
+from replication.io.atomic import write_outputs  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -227,18 +228,24 @@ def figure_bytes(fig: Figure, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-def save_figure(fig: Figure, data: dict, out_dir: str | os.PathLike, name: str) -> SavedFigure:
-    """Write ``NAME.png``, ``NAME.pdf`` and ``NAME.json`` into ``out_dir``
-    (atomically each), then close the figure."""
+def figure_files(fig: Figure, data: dict, out_dir: str | os.PathLike, name: str) -> tuple[SavedFigure, dict]:
+    """Encode ``fig`` (then close it): where its ``NAME.png``, ``NAME.pdf`` and
+    ``NAME.json`` go in ``out_dir``, and ``{path: content}`` for
+    :func:`~replication.io.write_outputs`. Nothing is written."""
     out = Path(out_dir)
     try:
         png, pdf = figure_bytes(fig, "png"), figure_bytes(fig, "pdf")
     finally:
         plt.close(fig)
     saved = SavedFigure(name, out / f"{name}.png", out / f"{name}.pdf", out / f"{name}.json", data)
-    write_bytes(saved.png, png)
-    write_bytes(saved.pdf, pdf)
-    write_json(saved.json, data)
+    return saved, {saved.png: png, saved.pdf: pdf, saved.json: data}
+
+
+def save_figure(fig: Figure, data: dict, out_dir: str | os.PathLike, name: str) -> SavedFigure:
+    """Write ``NAME.png``, ``NAME.pdf`` and ``NAME.json`` into ``out_dir``
+    (all three or none), then close the figure."""
+    saved, files = figure_files(fig, data, out_dir, name)
+    write_outputs(files)
     return saved
 
 
@@ -253,7 +260,17 @@ def generate_all(reference_dir: str | os.PathLike, out_dir: str | os.PathLike,
                  names: list[str] | None = None) -> list[SavedFigure]:
     """Generate the named figures (default: all registered), with a progress
     bar on stderr. Every input is checked and every figure drawn before the
-    first file is written, so a failure writes nothing."""
+    files are written, all together, so a failure writes nothing."""
+    saved, files = render_all(reference_dir, out_dir, names)
+    write_outputs(files)
+    return saved
+
+
+def render_all(reference_dir: str | os.PathLike, out_dir: str | os.PathLike,
+               names: list[str] | None = None) -> tuple[list[SavedFigure], dict]:
+    """Draw and encode the named figures (default: all registered) as
+    :func:`generate_all` does, writing nothing: their :class:`SavedFigure`
+    records and ``{path: content}`` of all their files."""
     from tqdm.auto import tqdm
 
     chosen = list(FIGURES) if names is None else list(names)
@@ -270,4 +287,9 @@ def generate_all(reference_dir: str | os.PathLike, out_dir: str | os.PathLike,
         for _, fig, _ in drawn:
             plt.close(fig)
         raise
-    return [save_figure(fig, data, out_dir, name) for name, fig, data in drawn]
+    saved, files = [], {}
+    for name, fig, data in drawn:
+        one, more = figure_files(fig, data, out_dir, name)
+        saved.append(one)
+        files.update(more)
+    return saved, files

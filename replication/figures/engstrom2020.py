@@ -29,6 +29,7 @@ from replication.estimators import METHODS
 from replication.estimators.jackknife import _mean_inverse_n, thin
 from replication.estimators.naive import plug_in
 from replication.estimators.results import BiasResults, SelectionBiasEstimator
+from replication.figures._axes import interval_bars
 from replication.figures._base import PALETTE, format_pvalue, mark_simulated, new_figure, register_figure
 from replication.figures._data import CORRECT_TOP1, REAL_VOTES, correctness, real_votes
 from replication.fits.lines import LineFit
@@ -469,8 +470,8 @@ def draw_adjusted_vs_raw(results: BiasResults, *, method: str | None = None,
     ci = results.conf_int().xs(f"adjusted_accuracy[{method}]", level="quantity").reindex(x.index)
     y_adj = 100 * results.adjusted_accuracy[method]
     ax.scatter(x, 100 * results.replication_accuracy, s=12, color="#999999", label="raw replication accuracy")
-    ax.errorbar(x, y_adj, yerr=[y_adj - 100 * ci["lower"], 100 * ci["upper"] - y_adj], fmt="o", ms=3.5,
-                color=PALETTE[0], elinewidth=0.7, label=f"{method}-adjusted (95% CI)")
+    interval_bars(ax, x, y_adj, 100 * ci["lower"], 100 * ci["upper"], color=PALETTE[0], elinewidth=0.7,
+                  label=f"{method}-adjusted (95% CI)")
     grid = np.linspace(x.min() - 1, x.max() + 1, 50)
     numbers = {"method": method, "models": list(x.index), "reference_accuracy": x.to_numpy(),
                "replication_accuracy": 100 * results.replication_accuracy.to_numpy(),
@@ -500,9 +501,8 @@ def draw_adjusted_vs_raw(results: BiasResults, *, method: str | None = None,
     means = results.mean_gap_conf_int()
     ypos = np.arange(len(means))[::-1]
     labels = ["raw (no correction)" if i == "raw" else i for i in means.index]
-    axm.errorbar(100 * means["value"], ypos, xerr=[100 * (means["value"] - means["lower"]),
-                                                  100 * (means["upper"] - means["value"])],
-                 fmt="o", color=PALETTE[0], capsize=3)
+    interval_bars(axm, ypos, 100 * means["value"], 100 * means["lower"], 100 * means["upper"], horizontal=True,
+                  color=PALETTE[0], ms=6, capsize=3)
     axm.set_yticks(ypos, labels)
     axm.set_ylim(-0.6, len(means) - 0.4)
     if truth is not None:
@@ -558,8 +558,8 @@ def draw_gaps(results: BiasResults, truth: pd.DataFrame | None = None) -> tuple[
     for i, (m, colour) in enumerate(zip(results.methods, PALETTE)):
         b = ci.xs(f"adjusted_gap[{m}]", level="quantity").reindex(ref.index)
         y = 100 * results.adjusted_gap[m]
-        ax.errorbar(ref + 0.08 * (i + 1), y, yerr=[y - 100 * b["lower"], 100 * b["upper"] - y], fmt="o", ms=3,
-                    color=colour, elinewidth=0.7, label=f"{m} adjusted gap (95% CI)")
+        interval_bars(ax, ref + 0.08 * (i + 1), y, 100 * b["lower"], 100 * b["upper"], color=colour, ms=3,
+                      elinewidth=0.7, label=f"{m} adjusted gap (95% CI)")
         numbers["adjusted_gap"][m] = {"value": y.to_numpy(), "ci": np.vstack([100 * b["lower"], 100 * b["upper"]])}
     if truth is not None:
         order = ref.sort_values().index
@@ -721,8 +721,8 @@ def draw_placebo(reference_dir: Path, *, seed: int = 0, n_bootstrap: int = 200) 
         v = np.array([100 * r["mean_gap"][k]["value"] for k in names])
         lo = np.array([100 * r["mean_gap"][k]["ci"][0] for k in names])
         hi = np.array([100 * r["mean_gap"][k]["ci"][1] for k in names])
-        ax.errorbar(v, ypos + dy, xerr=[v - lo, hi - v], fmt="o", ms=4, capsize=2, color=colour,
-                    label=f"{m} matching votes ({r['info']['replication_images']:,} replication images)")
+        interval_bars(ax, ypos + dy, v, lo, hi, horizontal=True, color=colour, ms=4, capsize=2,
+                      label=f"{m} matching votes ({r['info']['replication_images']:,} replication images)")
     ax.axvline(0, color="black", ls=":", label="truth: no shift (gap 0)")
     ax.set_yticks(ypos, ["raw (no correction)" if k == "raw" else k for k in names])
     ax.set_ylim(-0.6, len(names) - 0.4)
