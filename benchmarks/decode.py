@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from evaluators.datasets import ImageNetV2Folder  # noqa: E402
 from evaluators.decode import decode_jpegs, load_crop, resize_rounded, resized_hw  # noqa: E402
-from evaluators.engine import CropDataset, collate_crops  # noqa: E402
+from evaluators.runner import CropDataset, collate_crops  # noqa: E402
 from evaluators.registry import create_model  # noqa: E402
 from images import make_images  # noqa: E402
 from replication.io.atomic import write_json  # noqa: E402

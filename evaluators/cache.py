@@ -4,7 +4,7 @@ Models whose :meth:`PreprocessCfg.crop_key` is equal see the same uint8 crop
 of every image (they may still differ in mean/std, applied on the device).
 :class:`CropCache` decodes a source once for one crop key and serves the
 crops to every such model through :class:`CachedCrops`, a drop-in for the
-engine's :class:`~evaluators.engine.CropDataset`.
+runner's :class:`~evaluators.runner.CropDataset`.
 
 The cache lives in memory (``cache_dir=None``) or on disk under
 ``cache_dir/<key>/``, where ``key`` joins a hash of the dataset listing
@@ -32,17 +32,15 @@ import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from evaluators.datasets.base import ImageSource
 from evaluators.preprocess import PreprocessCfg
+from evaluators.runner import (Batch, CropDataset, chunk_loader, chunk_ranges, collate_crops, default_workers,
+                               iter_chunks, shard_chunks)
 from replication.io.atomic import atomic_path, write_json
-
-if TYPE_CHECKING:
-    from evaluators.engine import Batch
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +69,7 @@ class _Chunk:
 class CachedCrops(torch.utils.data.Dataset):
     """Map-style dataset over a filled :class:`CropCache`: item ``i`` is
     ``(i, uint8 (3, H, W) tensor, None)`` or ``(i, None, reason)``, as
-    :class:`~evaluators.engine.CropDataset` yields. Nothing is left to
+    :class:`~evaluators.runner.CropDataset` yields. Nothing is left to
     decode, so the engine reads it in the main process (``in_process``):
     worker processes would only add copies through shared memory."""
 
@@ -94,10 +92,8 @@ class CachedCrops(torch.utils.data.Dataset):
 
     def __getitems__(self, indices: list[int]):
         """A whole batch at once (DataLoader's batched fetch): a
-        :class:`~evaluators.engine.Batch` made with one array copy when the
+        :class:`~evaluators.runner.Batch` made with one array copy when the
         indices are consecutive within one chunk (the engine's batches are)."""
-        from evaluators.engine import Batch, collate_crops
-
         a, b = indices[0], indices[-1]
         c = self.chunks[a // self.chunk_size]
         if b - a + 1 != len(indices) or b // self.chunk_size != a // self.chunk_size or \
@@ -159,8 +155,6 @@ class CropCache:
         return None if self.cache_dir is None else Path(self.cache_dir) / self.key
 
     def _ranges(self) -> list[range]:
-        from evaluators.engine import chunk_ranges
-
         return chunk_ranges(len(self.source), self.chunk_size)
 
     def _load_chunk(self, i: int) -> _Chunk | None:
@@ -190,8 +184,6 @@ class CropCache:
         chunks, so that torchrun processes sharing a disk cache fill it together."""
         from tqdm import tqdm
 
-        from evaluators.engine import CropDataset, chunk_batches, collate_crops, default_workers, shard_chunks
-
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
             write_json(self.folder / "key.json", {"dataset": self.dataset, "root": str(self.source.root.resolve()),
@@ -203,26 +195,23 @@ class CropCache:
         t0 = time.perf_counter()
         if missing:
             s = self.cfg.crop_size
-            loader = torch.utils.data.DataLoader(
-                CropDataset(self.source, self.cfg), batch_sampler=chunk_batches([ranges[i] for i in missing], batch_size),
-                num_workers=default_workers() if workers is None else workers, collate_fn=collate_crops)
+            todo = [ranges[i] for i in missing]
+            loader = chunk_loader(CropDataset(self.source, self.cfg), todo, batch_size=batch_size,
+                                  workers=default_workers() if workers is None else workers)
             bar = tqdm(total=self.n_decoded_, unit="img", file=sys.stderr, disable=None if progress else True,
                        desc=f"decoding {self.dataset} for crop key {self.cfg.crop_key()}")
-            pending = iter(missing)
-            i = next(pending)
-            images, errors, left = np.zeros((len(ranges[i]), 3, s, s), np.uint8), {}, len(ranges[i])
-            for batch in loader:
-                start = ranges[i].start
-                images[batch.indices.numpy() - start] = batch.images.numpy()
+            chunk_id = {ranges[i].start: i for i in missing}
+            images, errors = None, {}
+            for batch, chunk, last in iter_chunks(loader, todo):
+                if images is None:
+                    images = np.zeros((len(chunk), 3, s, s), np.uint8)
+                if len(batch.indices):
+                    images[batch.indices.numpy() - chunk.start] = batch.images.numpy()
                 errors.update(dict(batch.errors))
-                n = len(batch.indices) + len(batch.errors)
-                left -= n
-                bar.update(n)
-                if left == 0:
-                    self._store_chunk(i, _Chunk(start, images, errors))
-                    i = next(pending, None)
-                    if i is not None:
-                        images, errors, left = np.zeros((len(ranges[i]), 3, s, s), np.uint8), {}, len(ranges[i])
+                bar.update(batch.size)
+                if last:
+                    self._store_chunk(chunk_id[chunk.start], _Chunk(chunk.start, images, errors))
+                    images, errors = None, {}
             bar.close()
         self.decode_s_ = time.perf_counter() - t0
         return self

@@ -24,11 +24,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from evaluators.cache import CACHE_CHUNK, CACHE_MODES, CropCache, group_by_crop_key
+from evaluators.cache import CACHE_MODES, CropCache, group_by_crop_key
 from evaluators.datasets.base import ImageSource
+from evaluators.engine import EngineOptions, evaluate_source
+from evaluators.runner import resolve_device
 from evaluators.preprocess import PreprocessCfg
 from replication.errors import InputError
 
@@ -64,8 +66,8 @@ class DatasetSpec:
 class GridOptions:
     """Options shared by every (model, dataset) of a grid: model loading
     (``weights``, ``download``, preprocessing ``overrides``), the decode
-    cache (``cache`` none|memory|disk, ``cache_dir``) and the keyword
-    arguments of :func:`~evaluators.engine.evaluate_source` (``engine``)."""
+    cache (``cache`` none|memory|disk, ``cache_dir``) and how
+    :func:`~evaluators.engine.evaluate_source` runs (``engine``)."""
 
     out: str
     weights: str | None = None
@@ -73,7 +75,7 @@ class GridOptions:
     overrides: dict = field(default_factory=dict)
     cache: str = "none"
     cache_dir: str | None = None
-    engine: dict = field(default_factory=dict)
+    engine: EngineOptions = field(default_factory=EngineOptions)
 
 
 def _load(model_id: str, opts: GridOptions, weights: str | None = None):
@@ -93,14 +95,13 @@ def _preprocess(model_id: str, opts: GridOptions) -> PreprocessCfg:
 
 def _filled_cache(source: ImageSource, dataset: str, cfg: PreprocessCfg, opts: GridOptions, cache_dir: str | None) -> CropCache:
     """The :class:`CropCache` of ``source`` for ``cfg``'s crop key, filled.
-    Under torchrun (``shard`` in ``opts.engine``) each rank fills its block of
-    the disk cache and all wait at the barrier until the whole cache exists."""
-    cache = CropCache(source, cfg, dataset=dataset, cache_dir=cache_dir,
-                      chunk_size=opts.engine.get("chunk_size", CACHE_CHUNK))
-    shard = opts.engine.get("shard", (0, 1))
-    cache.fill(workers=opts.engine.get("workers"), progress=opts.engine.get("progress", True), part=shard)
-    if shard[1] > 1:
-        opts.engine["barrier"]()
+    Under torchrun (``opts.engine.shard``) each rank fills its block of the
+    disk cache and all wait at the barrier until the whole cache exists."""
+    eng = opts.engine
+    cache = CropCache(source, cfg, dataset=dataset, cache_dir=cache_dir, chunk_size=eng.chunk_size)
+    cache.fill(workers=eng.workers, progress=eng.progress, part=eng.shard)
+    if eng.shard[1] > 1:
+        eng.barrier()
     return cache
 
 
@@ -114,7 +115,7 @@ def _done(model_name: str, spec: DatasetSpec, opts: GridOptions) -> bool:
     from evaluators.outputs import result_paths
 
     paths = result_paths(opts.out, spec.dataset, model_name)
-    return all(p.exists() for p in paths) and not opts.engine.get("force")
+    return all(p.exists() for p in paths) and not opts.engine.force
 
 
 def fill_cache(spec: DatasetSpec, model_id: str, opts: GridOptions) -> str:
@@ -126,8 +127,6 @@ def evaluate_unit(spec: DatasetSpec, model_ids: list[str], opts: GridOptions, *_
     """Evaluate ``model_ids`` (one crop-key group) on one dataset, decoding
     each image once when ``opts.cache`` is memory or disk. ``_after``: Ray
     object refs this task waits for (a cache fill)."""
-    from evaluators.engine import evaluate_source, resolve_device
-
     source = spec.open()
     cache = None
     results = []
@@ -140,9 +139,9 @@ def evaluate_unit(spec: DatasetSpec, model_ids: list[str], opts: GridOptions, *_
             if cache is None:
                 cache = _filled_cache(source, spec.dataset, lm.preprocess, opts,
                                       opts.cache_dir if opts.cache == "disk" else None)
-            crops = cache.crops(pin=opts.cache == "memory" and resolve_device(opts.engine.get("device", "auto")).type == "cuda")
-        res = evaluate_source(lm, source, spec.dataset, opts.out, manifest_check=spec.manifest_check, crops=crops,
-                              **opts.engine)
+            crops = cache.crops(pin=opts.cache == "memory" and resolve_device(opts.engine.device).type == "cuda")
+        res = evaluate_source(lm, source, spec.dataset, opts.out, opts.engine, manifest_check=spec.manifest_check,
+                              crops=crops)
         results.append({**res, "model_load_s": load_s,
                          "decode_s": getattr(cache, "decode_s_", None) if crops is not None else None})
         del lm
@@ -186,7 +185,7 @@ def _run_ray(units, opts: GridOptions, address: str | None) -> list[dict]:
     try:
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         task = ray.remote(num_gpus=gpus, max_retries=0)(evaluate_unit)
-        opts_r = GridOptions(**{**asdict(opts), "engine": {**opts.engine, "progress": False}})
+        opts_r = replace(opts, engine=replace(opts.engine, progress=False))
         refs = []
         for ds, ids in units:
             ds = replace(ds, source=None)

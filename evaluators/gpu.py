@@ -1,7 +1,7 @@
 """The fast model runner: pipelined device execution, out-of-memory back-off,
 optional ``torch.compile`` and optional batched JPEG decoding on the GPU.
 
-:class:`PipelinedRunner` extends :class:`~evaluators.engine.ModelRunner`:
+:class:`PipelinedRunner` extends :class:`~evaluators.runner.ModelRunner`:
 
 * ``map(batches)`` keeps one batch in flight on a CUDA device: batch ``k+1``
   is copied (pinned memory, ``non_blocking``), normalized and launched before
@@ -32,7 +32,7 @@ import torch
 
 from evaluators.datasets.base import ImageSource
 from evaluators.decode import DecodeError, decode_jpegs, jpeg_mode, load_crop, resize_crop
-from evaluators.engine import Batch, ModelRunner, read_error
+from evaluators.runner import Batch, ModelRunner, read_error
 from evaluators.preprocess import PreprocessCfg
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,12 @@ class EncodedBatch:
     decoded: list[torch.Tensor | None]
     errors: list[tuple[int, str]] = field(default_factory=list)
 
+    @property
+    def size(self) -> int:
+        """Images of the batch, readable or not (GPU decoding failures move
+        from ``indices`` to ``errors``, so the size does not change)."""
+        return len(self.indices) + len(self.errors)
+
     def pin_memory(self) -> "EncodedBatch":
         """No-op (the batch is used as is); called by DataLoader."""
         return self
@@ -66,7 +72,7 @@ class EncodedFiles(torch.utils.data.Dataset):
     """Items ``(index, bytes tensor | None, cpu crop | None, error | None)``:
     RGB JPEG bytes are passed on for GPU decoding, other files are decoded
     here with the CPU decoder (same results and error reasons as
-    :class:`~evaluators.engine.CropDataset`). ``cpu_share`` (0..1) of the
+    :class:`~evaluators.runner.CropDataset`). ``cpu_share`` (0..1) of the
     JPEGs are decoded by the CPU workers anyway, so that CPU and GPU decode
     at the same time when neither alone keeps up with the model."""
 

@@ -17,8 +17,9 @@ from eval_fixtures import jpeg_bytes, photo, v2_files, write_tree
 
 from evaluators.datasets import ImageNetV2Folder
 from evaluators.decode import crop_uint8, decode_image
-from evaluators.engine import ModelRunner, evaluate_source
+from evaluators.engine import evaluate_source
 from evaluators.registry import create_model
+from evaluators.runner import ModelRunner
 from replication.cli import main
 
 V2 = "imagenetv2-matched-frequency"
@@ -202,7 +203,7 @@ def test_classifier_runs_in_fp32_under_autocast_and_survives_copies(tiny_model):
     import copy
     import pickle
 
-    from evaluators.engine import Float32Linear, classifier_in_fp32
+    from evaluators.runner import Float32Linear, classifier_in_fp32
 
     assert classifier_in_fp32(tiny_model.module) == [tiny_model.module.fc]
     assert type(tiny_model.module.fc) is Float32Linear
@@ -222,7 +223,7 @@ def test_classifier_runs_in_fp32_under_autocast_and_survives_copies(tiny_model):
 
 
 def test_classifier_of_timm_style_models_with_two_heads():
-    from evaluators.engine import Float32Linear, classifier_in_fp32
+    from evaluators.runner import Float32Linear, classifier_in_fp32
 
     class Distilled(torch.nn.Module):
         def __init__(self):

@@ -10,9 +10,9 @@ from conftest import require_module
 from PIL import Image
 
 from evaluators.decode import crop_uint8
-from evaluators.engine import ModelRunner
 from evaluators.preprocess import IMAGENET_MEAN, IMAGENET_STD, PreprocessCfg
 from evaluators.registry import LITE_PREPROCESS, create_model, output_name
+from evaluators.runner import ModelRunner
 from replication.cli import main
 from replication.errors import InputError
 

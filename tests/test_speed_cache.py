@@ -12,10 +12,11 @@ from eval_fixtures import v2_files, write_tree
 
 from evaluators.cache import CropCache, group_by_crop_key
 from evaluators.datasets import ImageNetV2Folder
-from evaluators.engine import Batch, CropDataset, ModelRunner, evaluate_source, shard_chunks
+from evaluators.engine import evaluate_source
 from evaluators.gpu import PipelinedRunner
 from evaluators.preprocess import PreprocessCfg
 from evaluators.registry import create_model
+from evaluators.runner import Batch, CropDataset, ModelRunner, shard_chunks
 from replication.cli import main
 
 V2 = "imagenetv2-matched-frequency"

@@ -10,10 +10,11 @@ from eval_fixtures import jpeg_bytes, photo, v2_files, write_tree
 
 from evaluators.datasets import ImageNetV2Folder
 from evaluators.decode import crop_uint8, decode_image
-from evaluators.engine import CropDataset, evaluate_source
+from evaluators.engine import evaluate_source
 from evaluators.gpu import EncodedFiles
 from evaluators.preprocess import PreprocessCfg
 from evaluators.registry import create_model
+from evaluators.runner import CropDataset
 
 V2 = "imagenetv2-matched-frequency"
 SMALL = {"crop_size": 32, "resize_size": 36}

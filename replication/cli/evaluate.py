@@ -80,18 +80,23 @@ def pair_with_datasets(values: list[str], datasets: list[str], flag: str) -> dic
 def run(args: argparse.Namespace) -> int:
     """Run ``replication evaluate`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
     from evaluators.datasets import open_dataset
+    from dataclasses import replace
+
     from evaluators.distributed import DatasetSpec, GridOptions, run_grid, torchrun_shard
-    from evaluators.engine import resolve_device
+    from evaluators.engine import EngineOptions
     from evaluators.manifests import check_dataset
     from evaluators.registry import model_factory
+    from evaluators.runner import resolve_device
     from replication.cli.paths import check_distinct_paths
 
     if len(set(args.dataset)) != len(args.dataset):
         raise InputError("--dataset: each dataset once")
     if args.weights not in (None, "random") and len(args.model) > 1:
         raise InputError("--weights FILE applies to a single --model (only --weights random applies to several)")
-    if args.max_errors < 0:
-        raise InputError("--max-errors must be >= 0")
+    engine = EngineOptions(device=args.device, precision=args.precision, batch_size=args.batch_size,
+                           workers=args.workers, max_errors=args.max_errors, save_logits=args.save_logits,
+                           force=args.force, chunk_size=args.chunk_size, channels_last=args.channels_last,
+                           compile=args.compile, gpu_decode=args.gpu_decode)
     for model_id in args.model:  # unknown models and devices fail before any data is read
         model_factory(model_id)
     resolve_device(args.device)
@@ -125,12 +130,7 @@ def run(args: argparse.Namespace) -> int:
                          sources[ds]) for ds in args.dataset]
     opts = GridOptions(out=args.out, weights=args.weights, download=args.download,
                        overrides={k: v for k, v in overrides.items() if v is not None}, cache=args.cache,
-                       cache_dir=args.cache_dir,
-                       engine=dict(device=device, precision=args.precision, batch_size=args.batch_size,
-                                   workers=args.workers, max_errors=args.max_errors, save_logits=args.save_logits,
-                                   force=args.force, chunk_size=args.chunk_size, channels_last=args.channels_last,
-                                   compile=args.compile, gpu_decode=args.gpu_decode,
-                                   **({"shard": shard, "barrier": barrier} if shard[1] > 1 else {})))
+                       cache_dir=args.cache_dir, engine=replace(engine, device=device, shard=shard, barrier=barrier))
     for res in run_grid(specs, args.model, opts, backend=args.backend, address=args.address):
         name, ds = res["model"], res["dataset"]
         if res.get("rank"):
