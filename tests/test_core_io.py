@@ -82,7 +82,7 @@ def test_unreadable_and_missing_files(tmp_path):
 def test_accuracy_table_validation(tmp_path):
     path = tmp_path / "acc.csv"
     pd.DataFrame({"model": ["a", "b", "a"], VAL: [70, 80, 90]}).to_csv(path, index=False)
-    with pytest.raises(InputError, match="row 3: duplicate model id"):
+    with pytest.raises(InputError, match="row 3: duplicate model 'a' \\(first at row 1\\)"):
         load_accuracy_table(path, (VAL,))
     pd.DataFrame({"model": ["a", "b"], VAL: [0.7, 180]}).to_csv(path, index=False)
     with pytest.raises(InputError, match="row 2: .*outside 0..100"):
