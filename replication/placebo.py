@@ -172,8 +172,10 @@ def stage_placebo(annotations: pd.DataFrame, correctness: pd.DataFrame, rng: np.
                                    edges=tuple(edges), min_annotators=None)
     rep_idx = pool_idx[chosen]
     if len(rep_idx) < 50:
+        asked = "matched over all classes" if size_per_class is None else f"{size_per_class} per class asked"
         raise InputError(f"{annotations_path}: the thinned pool fills a matched set of only {len(rep_idx)} images "
-                         f"({size_per_class} per class asked); too few for a fit (lower --size-per-class)")
+                         f"({asked}); too few for a fit (more images with votes, a lower --thinning-power"
+                         f"{'' if size_per_class is None else ' or --size-per-class'})")
 
     reference, replication = f"{dataset}:{REFERENCE_SUFFIX}", f"{dataset}:{REPLICATION_SUFFIX}"
     models = model_columns(correctness)

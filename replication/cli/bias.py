@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     reference = args.reference or DEFAULT_REFERENCE
     replication = args.replication or DEFAULT_REPLICATION
-    methods = check_methods(args.methods or ",".join(METHODS))
+    methods = check_methods(",".join(METHODS) if args.methods is None else args.methods)
     for flag, value in (("--reference", reference), ("--replication", replication)):
         if value not in DATASET_IDS:
             raise InputError(f"{flag}: unknown dataset {value!r}; known: {', '.join(DATASET_IDS)}")

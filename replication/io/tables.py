@@ -31,6 +31,10 @@ DATASET_IDS = (
 ANNOTATION_COLUMNS = ("dataset", "image_id", "n_annotators", "n_selected")
 CORRECTNESS_KEYS = ("dataset", "image_id")
 CORRECTNESS_META = ("dataset", "image_id", "label", "class_id")
+#: labels and class ids are ILSVRC-2012 class indices 0..999
+N_CLASSES = 1000
+#: the largest count (annotators, selections) a table may hold
+MAX_COUNT = 2**31 - 1
 _MAX_LISTED = 5
 
 
@@ -182,7 +186,16 @@ def _integer_column(path, df: pd.DataFrame, col: str) -> np.ndarray:
     raw = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
     _fail(path, np.isnan(raw), f"{col} is missing or not a number", df)
     _fail(path, raw != np.round(raw), f"{col} is not an integer", df)
+    _fail(path, np.abs(raw) > MAX_COUNT, f"{col} is too large (more than {MAX_COUNT:,})", df)
     return raw.astype(np.int64)
+
+
+def _class_column(path, df: pd.DataFrame, col: str) -> np.ndarray:
+    """``df[col]`` as int64 class indices 0..999 (ILSVRC-2012), failing otherwise."""
+    values = _integer_column(path, df, col)
+    _fail(path, (values < 0) | (values >= N_CLASSES), f"{col} is outside 0..{N_CLASSES - 1} (ILSVRC-2012 class indices)",
+          df)
+    return values
 
 
 def _check_keys(path, df: pd.DataFrame) -> None:
@@ -215,8 +228,7 @@ def validate_annotations(df: pd.DataFrame, path: str | os.PathLike = "<annotatio
     _fail(path, k > n, "n_selected > n_annotators", out)
     out["n_annotators"], out["n_selected"] = n, k
     if "class_id" in out.columns:
-        out["class_id"] = _integer_column(path, out, "class_id")
-        _fail(path, out["class_id"].to_numpy() < 0, "class_id < 0", out)
+        out["class_id"] = _class_column(path, out, "class_id")
     return out.reset_index(drop=True)
 
 
@@ -247,8 +259,7 @@ def validate_correctness(df: pd.DataFrame, path: str | os.PathLike = "<correctne
         _fail(path, bad.any(axis=1), f"model column {col!r} (and maybe others) is not 0/1", out)
     out[models] = values.astype(np.int8)
     if "label" in out.columns:
-        out["label"] = _integer_column(path, out, "label")
-        _fail(path, out["label"].to_numpy() < 0, "label < 0", out)
+        out["label"] = _class_column(path, out, "label")
     return out.reset_index(drop=True)
 
 
