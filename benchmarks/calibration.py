@@ -35,7 +35,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-METHODS = ("naive", "jackknife", "betabinomial", "npmle")
+from replication.estimators import METHODS as REGISTERED
+
+METHODS = tuple(REGISTERED)
 ANNOTATORS = (5, 10, 40)
 SHIFTS = {"no shift": 0.0, "shift 0.11": 0.11}
 

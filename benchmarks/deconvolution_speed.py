@@ -29,7 +29,7 @@ from replication.estimators import METHODS
 from replication.simulate import SimulationConfig, simulate, write_study
 from replication.study import StudyData
 
-ALL = ("naive", "jackknife", "betabinomial", "npmle")
+ALL = tuple(METHODS)
 
 
 def run_cli(paths: dict, methods: tuple[str, ...], bootstrap: int, out: Path) -> float:

@@ -20,10 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from replication.estimators import METHODS
 from replication.io import load_annotations, load_correctness, write_text
 from replication.placebo import placebo_dict, run_placebo
-
-METHODS = ("naive", "jackknife", "betabinomial", "npmle")
 
 
 def main() -> None:
@@ -43,7 +42,7 @@ def main() -> None:
         for seed in range(args.seeds):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                placebo, res = run_placebo(ann, cor, seed=seed, matching_votes=m, methods=METHODS,
+                placebo, res = run_placebo(ann, cor, seed=seed, matching_votes=m, methods=tuple(METHODS),
                                            n_bootstrap=args.bootstrap)
             d = placebo_dict(placebo, res)
             models = d["models"].values()

@@ -54,14 +54,11 @@ import numpy as np
 from scipy import optimize
 
 from replication.errors import FitError
-from replication.priors._base import Levels, SelectionFrequencyPrior, normalize_rows
-from replication.priors.beta_mixture import (beta_mixture_cell_mass, beta_mixture_level_cell_joint,
-                                             fit_beta_mixture_batch)
-from replication.priors.npmle import NPMLEPrior, atoms_level_cell_joint, atoms_to_cells, fit_npmle_batch
+from replication.priors import SelectionFrequencyPrior, prior_family
+from replication.priors._base import normalize_rows
 from replication.sampling import EDGES
 from replication.study import LevelTable
 
-PRIORS = ("betabinomial", "npmle")
 #: Recht et al.'s MatchedFrequency bins of k/n (a value on an edge goes up)
 MATCHED_FREQUENCY_EDGES = EDGES
 #: weight of the exact-constraint rows in the least-squares problems
@@ -87,36 +84,23 @@ class PriorFits:
     posterior: np.ndarray
 
 
-def fit_priors(n: np.ndarray, k: np.ndarray, counts: np.ndarray, prior: str, edges: np.ndarray, *,
-               selection_edges: tuple[float, ...] | None = None, npmle_grid: int = 201,
+def fit_priors(n_selected: np.ndarray, n_annotators: np.ndarray, counts: np.ndarray, prior: str,
+               edges: np.ndarray, *, selection_edges: tuple[float, ...] | None = None,
                random_state: int | np.random.Generator | None = 0) -> PriorFits:
-    """Fit a prior ("betabinomial" or "npmle") to every row of ``counts`` (B, L)
-    at levels (n, k) (L,). Levels without images in any row are left out of the
-    fit; ``selection_edges`` fits the pool prior of images selected on k within
-    those bins (see :class:`~replication.priors._base.Selection`)."""
-    if prior not in PRIORS:
-        raise ValueError(f"unknown prior {prior!r}; choose from {', '.join(PRIORS)}")
+    """Fit a registered prior family (:data:`replication.priors.PRIORS`) to
+    every row of ``counts`` (B, L) at levels (n_selected, n_annotators) (L,),
+    with :meth:`~replication.priors.SelectionFrequencyPrior.fit_batch`. Levels
+    without images in any row are left out of the fit; ``selection_edges``
+    fits the pool prior of images selected on k within those bins (see
+    :class:`~replication.priors._base.Selection`); ``random_state`` drives
+    the family's random starts."""
+    family = prior_family(prior)
     counts = np.atleast_2d(np.asarray(counts, float))
     used = counts.sum(axis=0) > 0
-    lv = Levels(n=n[used], k=k[used], counts=counts[:, used])
-    if prior == "betabinomial":
-        pooled, fit = fit_beta_mixture_batch(lv, random_state=random_state, selection_edges=selection_edges)
-        if fit is not None:
-            return PriorFits(pooled, beta_mixture_cell_mass(fit.weights, fit.alpha, fit.beta, edges),
-                             normalize_rows(beta_mixture_level_cell_joint(fit.weights, fit.alpha, fit.beta,
-                                                                          n, k, edges)))
-    else:
-        pooled = NPMLEPrior(grid_size=npmle_grid, tol=1e-9).fit(lv.k, lv.n, lv.counts.mean(axis=0),
-                                                                selection_edges=selection_edges)
-        if counts.shape[0] > 1:
-            grid = np.linspace(0.0, 1.0, npmle_grid)
-            start = np.zeros(npmle_grid)
-            start[np.round(pooled.atoms_ * (npmle_grid - 1)).astype(int)] = pooled.weights_
-            fit = fit_npmle_batch(lv, grid, start, selection_edges=selection_edges)
-            return PriorFits(pooled, atoms_to_cells(grid, fit.weights, edges),
-                             normalize_rows(atoms_level_cell_joint(grid, fit.weights, n, k, edges)))
-    # one row: the pooled fit is the fit
-    return PriorFits(pooled, pooled.cell_mass(edges)[None], normalize_rows(pooled.level_cell_joint(n, k, edges))[None])
+    batch = family.create(random_state).fit_batch(n_selected[used], n_annotators[used], counts[:, used],
+                                                  selection_edges=selection_edges)
+    return PriorFits(batch.pooled, batch.cell_mass(edges),
+                     normalize_rows(batch.level_cell_joint(n_selected, n_annotators, edges)))
 
 
 def balancing_weights(posterior: np.ndarray, share: np.ndarray, n_rep: float, g_ref: np.ndarray,
@@ -160,21 +144,6 @@ def balancing_weights(posterior: np.ndarray, share: np.ndarray, n_rep: float, g_
 
 
 @dataclass(frozen=True)
-class PoolSample:
-    """Image counts of the replication set's candidate pool at each level of a
-    table, shape (L,). Batched tables get bootstrap replicates of the pool
-    (multinomial over its levels, i.e. resampled pool images) drawn from ``rng``."""
-
-    counts: np.ndarray
-    rng: np.random.Generator
-
-    def resample(self, size: int) -> np.ndarray:
-        """``size`` bootstrap replicates of the pool's level counts, shape (size, L)."""
-        total = float(np.sum(self.counts))
-        return self.rng.multinomial(int(round(total)), np.asarray(self.counts) / total, size=size).astype(float)
-
-
-@dataclass(frozen=True)
 class BatchAdjustment:
     """Adjusted accuracies and level weights for a flat batch of tables.
 
@@ -194,35 +163,37 @@ class BatchAdjustment:
 
 def adjust_levels(table: LevelTable, prior: str, *, n_cells: int = 100, ridge: float = 0.1,
                   selection_edges: tuple[float, ...] | None = MATCHED_FREQUENCY_EDGES,
-                  pool_counts: np.ndarray | PoolSample | None = None,
+                  pool_counts: np.ndarray | None = None,
                   random_state: int | np.random.Generator | None = 0) -> BatchAdjustment:
     """Fit the priors and the balancing weights for every replicate of a
     (possibly batched) level table; batch axes are flattened to one of size B.
 
-    ``pool_counts`` (L,) or (B, L), or a :class:`PoolSample`: images of the
-    replication set's candidate pool at each level of the table (a random
-    sample of the pool, not selected on k); when given, the pool prior is
-    fitted to them and ``selection_edges`` is not used. A PoolSample gives
-    batched tables a bootstrap replicate of the pool per table replicate.
+    ``pool_counts`` (L,): images of the replication set's candidate pool at
+    each level of the table (a random sample of the pool, not selected on k);
+    when given, the pool prior is fitted to them and ``selection_edges`` is
+    not used. A batched table (bootstrap replicates) gets a bootstrap replicate
+    of the pool per table replicate (multinomial over the pool's levels).
+    ``random_state`` (a seed or the caller's Generator) drives those draws and
+    the priors' random starts.
     """
-    n, k = table.n, table.k
+    rng = np.random.default_rng(random_state)   # a Generator passes through unchanged
+    k, n = table.k, table.n
     n_levels = len(n)
     ref_count = table.ref_count.reshape(-1, n_levels)
     rep_count = table.rep_count.reshape(-1, n_levels)
     rep_correct = table.rep_correct.reshape(-1, n_levels, len(table.models))
     edges = cell_edges(n_cells)
-    ref = fit_priors(n, k, ref_count, prior, edges, random_state=random_state)
-    if isinstance(pool_counts, PoolSample):
-        batch = ref_count.shape[0]
-        pool_counts = pool_counts.counts if table.batch_shape == () else pool_counts.resample(batch)
+    ref = fit_priors(k, n, ref_count, prior, edges, random_state=rng)
     if pool_counts is not None:
         pool_counts = np.asarray(pool_counts, float)
-        if pool_counts.shape[-1] != n_levels:
-            raise FitError(f"pool_counts has {pool_counts.shape[-1]} levels, the table {n_levels}")
-        pool = fit_priors(n, k, pool_counts.reshape(-1, n_levels), prior, edges, random_state=random_state)
+        if pool_counts.shape != (n_levels,):
+            raise FitError(f"pool_counts has shape {pool_counts.shape}, the table {n_levels} levels")
+        if table.batch_shape != ():
+            total = pool_counts.sum()
+            pool_counts = rng.multinomial(int(round(total)), pool_counts / total, size=len(rep_count)).astype(float)
+        pool = fit_priors(k, n, pool_counts, prior, edges, random_state=rng)
     else:
-        pool = fit_priors(n, k, rep_count, prior, edges, selection_edges=selection_edges,
-                          random_state=random_state)
+        pool = fit_priors(k, n, rep_count, prior, edges, selection_edges=selection_edges, random_state=rng)
     n_rep = rep_count.sum(axis=1)
     share = rep_count / n_rep[:, None]
     posterior = np.broadcast_to(pool.posterior, (len(n_rep),) + pool.posterior.shape[1:])
@@ -326,7 +297,8 @@ class Deconvolution:
 
     Parameters
     ----------
-    prior : {"betabinomial", "npmle"}, default="betabinomial"
+    prior : str, default="betabinomial"
+        A registered prior family (:data:`replication.priors.PRIORS`).
     n_cells : int, default=100
         Cells of [0, 1] on which priors, weights and curves are discretized.
     ridge : float, default=0.1
@@ -334,8 +306,8 @@ class Deconvolution:
     selection_edges : tuple of float or None, default=(0.2, 0.4, 0.6, 0.8)
         Bins of k/n within which the replication images were drawn uniformly
         from their pool (MatchedFrequency); None: a random sample of the pool.
-    random_state : int or None, default=0
-        Seeds the beta-mixture EM restarts.
+    random_state : int, Generator or None, default=0
+        Drives the priors' random starts (the beta mixtures' EM restarts).
 
     Examples
     --------

@@ -35,17 +35,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from replication.deconvolution import PoolSample
 from replication.errors import InputError
+from replication.estimators import METHODS
 from replication.estimators.results import BiasResults, SelectionBiasEstimator
 from replication.io.tables import model_columns
+from replication.priors import PRIORS
 from replication.sampling import EDGES, frequency_bin, largest_remainder, matched_frequency, rank_within
 from replication.study import StudyData
 
 REFERENCE_SUFFIX = "placebo-reference"
 REPLICATION_SUFFIX = "placebo-replication"
 DEFAULT_MATCHING_VOTES = 2
-POOL_METHODS = ("betabinomial", "npmle")
 
 
 @dataclass(frozen=True)
@@ -172,8 +172,10 @@ def stage_placebo(annotations: pd.DataFrame, correctness: pd.DataFrame, rng: np.
                                    edges=tuple(edges), min_annotators=None)
     rep_idx = pool_idx[chosen]
     if len(rep_idx) < 50:
+        asked = "matched over all classes" if size_per_class is None else f"{size_per_class} per class asked"
         raise InputError(f"{annotations_path}: the thinned pool fills a matched set of only {len(rep_idx)} images "
-                         f"({size_per_class} per class asked); too few for a fit (lower --size-per-class)")
+                         f"({asked}); too few for a fit (more images with votes, a lower --thinning-power"
+                         f"{'' if size_per_class is None else ' or --size-per-class'})")
 
     reference, replication = f"{dataset}:{REFERENCE_SUFFIX}", f"{dataset}:{REPLICATION_SUFFIX}"
     models = model_columns(correctness)
@@ -216,23 +218,23 @@ def pool_levels(placebo: PlaceboStudy, levels: np.ndarray) -> np.ndarray:
 
 
 def run_placebo(annotations: pd.DataFrame, correctness: pd.DataFrame, *, seed: int, dataset: str = "imagenet-val",
-                matching_votes: int = DEFAULT_MATCHING_VOTES,
-                methods: tuple[str, ...] = ("naive", "jackknife", "betabinomial", "npmle"),
+                matching_votes: int = DEFAULT_MATCHING_VOTES, methods: tuple[str, ...] | None = None,
                 n_bootstrap: int = 1000, thinning_power: float = 2.0, size_per_class: int | None = None,
                 annotations_path: str = "<annotations>",
                 correctness_path: str = "<correctness>") -> tuple[PlaceboStudy, BiasResults]:
     """Stage the placebo with ``seed`` and fit every method on it (one
-    Generator for staging, another derived from it for the bootstrap).
+    Generator for staging, another derived from it for the estimator).
 
     Parameters
     ----------
     annotations, correctness : DataFrame
         Validated contract tables (see :func:`stage_placebo`).
     seed : int
-        Seed of the one Generator behind staging, pool resampling and bootstrap.
-    methods : tuple of str, default=("naive", "jackknife", "betabinomial", "npmle")
-        Estimator methods (keys of ``METHODS``); the deconvolution ones get the
-        thinned pool as their candidate pool.
+        Seed of the one Generator behind staging, and of the estimator's
+        Generator derived from it (bootstrap, pool resampling, random starts).
+    methods : tuple of str, default=None
+        Estimator methods (keys of ``METHODS``; None: all); the deconvolution
+        ones get the thinned pool as their candidate pool.
     n_bootstrap : int, default=1000
         Bootstrap replicates (0: point estimates only, no intervals).
     dataset, matching_votes, thinning_power, size_per_class, annotations_path, correctness_path
@@ -253,11 +255,11 @@ def run_placebo(annotations: pd.DataFrame, correctness: pd.DataFrame, *, seed: i
                                   replication=placebo.replication)
     levels = study.levels().levels
     pool = pool_levels(placebo, levels)
-    boot_rng, pool_seed = rng.spawn(2)
-    options = {name: {"pool_counts": PoolSample(pool, pool_seed)} for name in methods if name in POOL_METHODS}
+    methods = tuple(METHODS) if methods is None else tuple(methods)
+    options = {name: {"pool_counts": pool} for name in methods if name in PRIORS}
     # resample within classes only when the matching was per class: after global matching most classes
     # hold one or two replication images, and a stratum of one image never varies
-    estimator = SelectionBiasEstimator(tuple(methods), n_bootstrap=n_bootstrap, random_state=boot_rng,
+    estimator = SelectionBiasEstimator(methods, n_bootstrap=n_bootstrap, random_state=rng.spawn(1)[0],
                                        stratify=size_per_class is not None, method_options=options or None)
     return placebo, estimator.fit(study)
 

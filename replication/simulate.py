@@ -38,6 +38,7 @@ import pandas as pd
 from scipy import special
 
 from replication.io.atomic import write_outputs
+from replication.io.tables import N_CLASSES
 from replication.sampling import EDGES, matched_frequency, threshold, top_images
 from replication.study import DEFAULT_REFERENCE, DEFAULT_REPLICATION
 
@@ -118,6 +119,11 @@ class SimulationConfig:
                      "replication_per_class", "n_models"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.n_classes > N_CLASSES:
+            raise ValueError(f"n_classes must be at most {N_CLASSES} (class ids are ILSVRC-2012 indices), "
+                             f"got {self.n_classes}")
+        if not abs(self.shift) <= MAX_SHIFT:
+            raise ValueError(f"shift must lie within +-{MAX_SHIFT:g} probit units, got {self.shift}")
         for name in ("reference_prior", "candidate_prior"):
             a, b = getattr(self, name)
             if a <= 0 or b <= 0:
@@ -130,6 +136,9 @@ class SimulationConfig:
         if self.reference == self.replication:
             raise ValueError("reference and replication dataset ids must differ")
 
+
+#: largest true shift (probit units) a study may simulate: beyond it every accuracy is 0 or 1
+MAX_SHIFT = 10.0
 
 PRESETS: dict[str, dict[str, Any]] = {
     "engstrom2020": dict(shift=0.11),

@@ -107,3 +107,28 @@ def test_usage_errors_are_one_line_and_main_returns_the_status(capsys):
     assert err == ("replication bias: error: the following arguments are required: --annotations, --correct "
                    "(see replication bias --help)")
     assert main(["bias", "--help"]) == 0 and "--weights-out" in capsys.readouterr().out
+
+
+def test_probed_bad_inputs_end_in_one_line(sim5, tmp_path, monkeypatch, capsys):
+    """What a probe of bad inputs found escaping as a traceback or passing silently."""
+    cases = [
+        (["simulate", "--out", str(tmp_path / "s"), "--classes", "100000"], "n_classes must be at most 1000"),
+        (["simulate", "--out", str(tmp_path / "s"), "--shift", "1e308"], "shift must lie within +-10"),
+        (_bias(sim5, "--methods", "", "--json", str(tmp_path / "b.json")), "unknown method(s) (none given)"),
+        (_bias(sim5, "--json", str(sim5)), "it is a folder"),
+    ]
+    for argv, what in cases:
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and what in err, err
+    # running out of memory is one line, not a numpy traceback
+    from replication import simulate
+
+    def too_big(*_args, **_kwargs):
+        raise MemoryError("Unable to allocate 14.6 TiB for an array with shape (20000, 100000000)")
+
+    monkeypatch.setattr(simulate, "simulate", too_big)
+    assert main(["simulate", "--out", str(tmp_path / "s")]) == 1
+    assert capsys.readouterr().err.strip() == ("replication simulate: error: not enough memory for this job: Unable to "
+                                               "allocate 14.6 TiB for an array with shape (20000, 100000000)")
+    assert list(tmp_path.iterdir()) == []

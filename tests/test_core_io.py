@@ -37,7 +37,9 @@ def _tables():
     (lambda d: d.assign(image_id=["a", "b", "a", "d", "x", "y", "z"]), "row 3 .*duplicate image_id"),
     (lambda d: d.assign(image_id=["a", "", "c", "d", "x", "y", "z"]), "row 2: image_id is empty"),
     (lambda d: d.assign(class_id=[0, 0, 1.5, 1, 0, 1, 1]), "row 3 .*class_id is not an integer"),
-    (lambda d: d.assign(class_id=[0, 0, 1, -1, 0, 1, 1]), r"row 4 \(image_id d\): class_id < 0"),
+    (lambda d: d.assign(class_id=[0, 0, 1, -1, 0, 1, 1]), r"row 4 \(image_id d\): class_id is outside 0..999"),
+    (lambda d: d.assign(class_id=[0, 0, 1, 1000, 0, 1, 1]), r"row 4 \(image_id d\): class_id is outside 0..999"),
+    (lambda d: d.assign(n_annotators=[10, 1e12, 10, 12, 10, 10, 12]), r"row 2 .*n_annotators is too large"),
 ])
 def test_annotation_validation(tmp_path, mutate, match):
     ann, _ = _tables()
@@ -82,7 +84,7 @@ def test_unreadable_and_missing_files(tmp_path):
 def test_accuracy_table_validation(tmp_path):
     path = tmp_path / "acc.csv"
     pd.DataFrame({"model": ["a", "b", "a"], VAL: [70, 80, 90]}).to_csv(path, index=False)
-    with pytest.raises(InputError, match="row 3: duplicate model id"):
+    with pytest.raises(InputError, match="row 3: duplicate model 'a' \\(first at row 1\\)"):
         load_accuracy_table(path, (VAL,))
     pd.DataFrame({"model": ["a", "b"], VAL: [0.7, 180]}).to_csv(path, index=False)
     with pytest.raises(InputError, match="row 2: .*outside 0..100"):

@@ -173,3 +173,24 @@ def test_simulation_config_validation():
         simulate(SimulationConfig(n_annotators=0), np.random.default_rng(0))
     with pytest.raises(ValueError, match="candidate_prior"):
         simulate(SimulationConfig(candidate_prior=(0.0, 1.0)), np.random.default_rng(0))
+
+
+def test_params_line_up_with_conf_int_and_alpha_is_the_estimators(small_results, small_study):
+    """statsmodels' split, as LineFit: ``params`` and ``conf_int()`` share their
+    (model, quantity) rows, and ``alpha`` sets the default level."""
+    params, ci = small_results.params, small_results.conf_int()
+    assert params.index.equals(ci.index) and params.index.names == ["model", "quantity"]
+    assert len(params) == 5 * (3 + 2 * 2)
+    np.testing.assert_allclose(params.xs("gap", level="quantity"), small_results.gap)
+    np.testing.assert_allclose(params.xs("adjusted_accuracy[jackknife]", level="quantity"),
+                               small_results.adjusted_accuracy["jackknife"])
+    draws = small_results.bootstrap_distribution.gap("naive")[:, 2]
+    model = small_results.gap.index[2]
+    assert ci.loc[(model, "adjusted_gap[naive]")].tolist() == pytest.approx(np.quantile(draws, [0.025, 0.975]))
+    again = SelectionBiasEstimator(n_bootstrap=200, random_state=1, alpha=0.2).fit(small_study.annotations,
+                                                                                   small_study.correctness)
+    pd.testing.assert_frame_equal(again.conf_int(), small_results.conf_int(0.2))
+    assert again.to_dict()["confidence_level"] == pytest.approx(0.8)
+    assert again.to_dict(alpha=0.05) == small_results.to_dict()
+    with pytest.raises(InputError, match="alpha must lie in"):
+        SelectionBiasEstimator(alpha=1.5).fit(small_study.annotations, small_study.correctness)

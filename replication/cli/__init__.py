@@ -76,6 +76,13 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             print(f"replication {args.command}: error: {_one_line(exc)}", file=sys.stderr)
             return 1
+        except MemoryError as exc:
+            if args.debug or os.environ.get("REPLICATION_DEBUG"):
+                raise
+            detail = " ".join(str(exc).split())
+            print(f"replication {args.command}: error: not enough memory for this job{': ' + detail if detail else ''}",
+                  file=sys.stderr)
+            return 1
         except KeyboardInterrupt:
             print(f"replication {args.command}: interrupted", file=sys.stderr)
             return 130

@@ -20,15 +20,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reference", help="reference dataset id (default imagenet-val)")
     p.add_argument("--replication", help="replication dataset id (default imagenetv2-matched-frequency)")
     p.add_argument("--methods",
-                   help="comma-separated adjustment methods: naive, jackknife, betabinomial, npmle (default: all; "
-                        "a default method that cannot be fitted on the data is left out with a warning)")
+                   help="comma-separated adjustment methods: naive, jackknife and one per prior family "
+                        "(betabinomial, npmle) (default: all; a default method that cannot be fitted on the data "
+                        "is left out with a warning)")
     add_bootstrap(p, 1000)
     add_seed(p, "random seed of the bootstrap (default 0)")
     p.add_argument("--jackknife-d", type=positive_int, default=1, metavar="D",
                    help="annotators dropped per image by the jackknife (default 1)")
     p.add_argument("--selection-edges", metavar="EDGES",
                    help="k/n bin edges within which the replication images were drawn uniformly from their "
-                        "candidate pool, for betabinomial/npmle: comma-separated, or 'none' for a random sample "
+                        "candidate pool, for the deconvolution methods: comma-separated, or 'none' for a random sample "
                         "of the pool (default: by --replication: Recht's 0.2,0.4,0.6,0.8 for "
                         "matched-frequency, 0.7 for threshold0.7, none for top-images)")
     p.add_argument("--no-stratify", action="store_true", help="resample images without stratifying by class")
@@ -42,21 +43,22 @@ def run(args: argparse.Namespace) -> int:
     """Run ``replication bias`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
     from replication.errors import InputError
     from replication.estimators import METHODS
-    from replication.estimators.results import SELECTION_AWARE, SelectionBiasEstimator, check_methods
+    from replication.estimators.results import SelectionBiasEstimator, check_methods
     from replication.io import check_writable, load_annotations, load_correctness, write_outputs
     from replication.io.tables import DATASET_IDS, check_dataset_ids
+    from replication.priors import PRIORS
     from replication.study import DEFAULT_REFERENCE, DEFAULT_REPLICATION
 
     reference = args.reference or DEFAULT_REFERENCE
     replication = args.replication or DEFAULT_REPLICATION
-    methods = check_methods(args.methods or ",".join(METHODS))
+    methods = check_methods(",".join(METHODS) if args.methods is None else args.methods)
     for flag, value in (("--reference", reference), ("--replication", replication)):
         if value not in DATASET_IDS:
             raise InputError(f"{flag}: unknown dataset {value!r}; known: {', '.join(DATASET_IDS)}")
     options = {"jackknife": {"d": args.jackknife_d}} if "jackknife" in methods else {}
     if args.selection_edges is not None:
         edges = _selection_edges(args.selection_edges)
-        options.update({m: {"selection_edges": edges} for m in SELECTION_AWARE if m in methods})
+        options.update({m: {"selection_edges": edges} for m in PRIORS if m in methods})
     for path in (args.json, args.weights_out):
         if path:
             check_writable(path)

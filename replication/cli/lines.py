@@ -44,12 +44,13 @@ def read_filtered(args: argparse.Namespace) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    from replication.io.tables import read_table
+    from replication.io.tables import read_table, require_unique
     from replication.fits.lines import ROW_COL, select_models
 
     df = read_table(args.table)
     if len(df) == 0:
         raise InputError(f"{args.table}: the table has no rows")
+    require_unique(args.table, df, args.model_col)
     df = pd.concat([df, pd.Series(np.arange(1, len(df) + 1), index=df.index, name=ROW_COL)], axis=1)
     excl = [s for s in args.exclude_names.split(",") if s]
     return select_models(df, where=parse_where(args.where), exclude_substrings=excl,

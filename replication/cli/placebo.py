@@ -8,9 +8,6 @@ import argparse
 from replication.cli.args import add_bootstrap, add_seed, nonnegative_float, positive_int
 from replication.cli.paths import PathRoles
 
-DEFAULT_METHODS = "naive,jackknife,betabinomial,npmle"
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``placebo`` subcommand on ``sub`` (``func=run``)."""
     p = sub.add_parser(
@@ -24,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default="imagenet-val", help="dataset id to stage it in (default imagenet-val)")
     p.add_argument("--matching-votes", type=positive_int, metavar="M",
                    help="votes per image used for matching and estimation (default 2)")
-    p.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma-separated methods (default {DEFAULT_METHODS})")
+    p.add_argument("--methods", help="comma-separated methods (default: all, as for bias)")
     add_bootstrap(p, 1000)
     p.add_argument("--thinning-power", type=nonnegative_float, default=2.0, metavar="P",
                    help="keep a pool image with probability (1 - held-out share)^P (default 2)")
@@ -41,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from replication.io import check_writable, load_annotations, load_correctness, write_json
     from replication.placebo import DEFAULT_MATCHING_VOTES, placebo_dict, run_placebo
 
-    methods = check_methods(args.methods)
+    methods = None if args.methods is None else check_methods(args.methods)
     m = DEFAULT_MATCHING_VOTES if args.matching_votes is None else args.matching_votes
     check_writable(args.json)
     annotations = load_annotations(args.annotations)

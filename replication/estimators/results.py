@@ -23,6 +23,7 @@ from replication.bootstrap import bootstrap_levels
 from replication.errors import FitError, InputError
 from replication.estimators.registry import METHODS, Adjusted
 from replication.io.tables import validate_annotations, validate_correctness
+from replication.priors import PRIORS
 from replication.sampling import EDGES, SELECTION_EDGES
 from replication.study import DEFAULT_REFERENCE, DEFAULT_REPLICATION, StudyData
 from replication.summary import Summary
@@ -73,6 +74,8 @@ class BiasResults:
 
     Attributes
     ----------
+    params : Series
+        Every point estimate, indexed by (model, quantity) like :meth:`conf_int`.
     reference_accuracy, replication_accuracy, gap : Series
         Raw accuracies and raw gap (reference minus replication).
     adjusted_accuracy, adjusted_gap : dict method -> Series
@@ -107,8 +110,8 @@ class BiasResults:
         self.n_failed = {m: int(np.isnan(bootstrap.adjusted_accuracy[m]).any(axis=1).sum()) for m in methods}
 
     def _alpha(self, alpha: float | None) -> float:
-        """``alpha`` or, when None, 1 - the estimator's confidence_level."""
-        return 1.0 - float(self.model.confidence_level) if alpha is None else float(alpha)
+        """``alpha`` or, when None, the estimator's (1 - confidence level of the intervals)."""
+        return float(self.model.alpha) if alpha is None else float(alpha)
 
     @property
     def n_bootstrap(self) -> int:
@@ -149,24 +152,40 @@ class BiasResults:
                 out[m] = np.asarray(lw)[rep_level]
         return out
 
-    def conf_int(self, alpha: float | None = None) -> pd.DataFrame:
-        """Percentile bootstrap intervals at level ``1 - alpha``: one row per
-        (model, quantity) with columns ``lower, upper``. Quantities:
+    def _quantities(self) -> dict[str, tuple[pd.Series, np.ndarray]]:
+        """Quantity -> (point estimates per model, bootstrap replicates (B, M)):
         ``reference_accuracy``, ``replication_accuracy``, ``gap``, and per
         method ``adjusted_accuracy[m]``, ``adjusted_gap[m]``."""
-        alpha = self._alpha(alpha)
         bd = self.bootstrap_distribution
-        draws = {"reference_accuracy": bd.reference_accuracy,
-                 "replication_accuracy": bd.replication_accuracy, "gap": bd.gap()}
+        out = {"reference_accuracy": (self.reference_accuracy, bd.reference_accuracy),
+               "replication_accuracy": (self.replication_accuracy, bd.replication_accuracy),
+               "gap": (self.gap, bd.gap())}
         for m in self.methods:
-            draws[f"adjusted_accuracy[{m}]"] = bd.adjusted_accuracy[m]
-            draws[f"adjusted_gap[{m}]"] = bd.gap(m)
-        frames = []
-        for name, d in draws.items():
-            lo, hi = _percentile_interval(d, alpha)
-            frames.append(pd.DataFrame({"model": self.reference_accuracy.index, "quantity": name,
-                                        "lower": lo, "upper": hi}))
-        return pd.concat(frames).set_index(["model", "quantity"]).sort_index(level=0, sort_remaining=False)
+            out[f"adjusted_accuracy[{m}]"] = (self.adjusted_accuracy[m], bd.adjusted_accuracy[m])
+            out[f"adjusted_gap[{m}]"] = (self.adjusted_gap[m], bd.gap(m))
+        return out
+
+    def _by_model_and_quantity(self, values: list[np.ndarray], name: str | None = None) -> pd.Series:
+        """One value per (model, quantity) from per-quantity arrays (M,), models outermost."""
+        index = pd.MultiIndex.from_product([self.reference_accuracy.index, list(self._quantities())],
+                                           names=["model", "quantity"])
+        return pd.Series(np.column_stack(values).ravel(), index=index, name=name)
+
+    @property
+    def params(self) -> pd.Series:
+        """Point estimates (fractions), one per (model, quantity), in the rows of
+        :meth:`conf_int`: ``reference_accuracy``, ``replication_accuracy``,
+        ``gap``, and per method ``adjusted_accuracy[m]``, ``adjusted_gap[m]``."""
+        return self._by_model_and_quantity([p.to_numpy() for p, _ in self._quantities().values()], "params")
+
+    def conf_int(self, alpha: float | None = None) -> pd.DataFrame:
+        """Percentile bootstrap intervals at level ``1 - alpha`` (default: the
+        estimator's ``alpha``) of :attr:`params`: one row per (model, quantity),
+        columns ``lower, upper``; NaN without bootstrap replicates."""
+        alpha = self._alpha(alpha)
+        bounds = [_percentile_interval(draws, alpha) for _, draws in self._quantities().values()]
+        return pd.DataFrame({"lower": self._by_model_and_quantity([b[0] for b in bounds]),
+                             "upper": self._by_model_and_quantity([b[1] for b in bounds])})
 
     def mean_gap_conf_int(self, alpha: float | None = None) -> pd.DataFrame:
         """Intervals for the gap averaged over models: rows ``raw`` and each
@@ -216,24 +235,25 @@ class BiasResults:
         (adjusted) gap; ``replication_accuracy_ci`` and ``gap_ci`` are extra
         keys that say which interval is which."""
         alpha = self._alpha(alpha)
-        ci = self.conf_int(alpha)
+        quantities = self._quantities()
+        point = {q: p.tolist() for q, (p, _) in quantities.items()}
+        bounds = {q: [[None if np.isnan(v) else float(v) for v in b]
+                      for b in _percentile_interval(draws, alpha)] for q, (_, draws) in quantities.items()}
 
-        def interval(model: str, quantity: str) -> list[float | None]:
-            lo, hi = ci.loc[(model, quantity)]
-            return [None if np.isnan(lo) else float(lo), None if np.isnan(hi) else float(hi)]
+        def interval(i: int, quantity: str) -> list[float | None]:
+            return [bounds[quantity][0][i], bounds[quantity][1][i]]
 
         models = {}
-        for name in self.reference_accuracy.index:
+        for i, name in enumerate(self.reference_accuracy.index):
             adjusted = {}
             for m in self.methods:
-                gap_ci = interval(name, f"adjusted_gap[{m}]")
-                adjusted[m] = {"replication_accuracy": float(self.adjusted_accuracy[m][name]),
-                               "gap": float(self.adjusted_gap[m][name]), "ci": gap_ci, "gap_ci": gap_ci,
-                               "replication_accuracy_ci": interval(name, f"adjusted_accuracy[{m}]")}
-            models[name] = {"reference_accuracy": float(self.reference_accuracy[name]),
-                            "replication_accuracy": float(self.replication_accuracy[name]),
-                            "gap": float(self.gap[name]), "gap_ci": interval(name, "gap"),
-                            "adjusted": adjusted}
+                gap_ci = interval(i, f"adjusted_gap[{m}]")
+                adjusted[m] = {"replication_accuracy": point[f"adjusted_accuracy[{m}]"][i],
+                               "gap": point[f"adjusted_gap[{m}]"][i], "ci": gap_ci, "gap_ci": gap_ci,
+                               "replication_accuracy_ci": interval(i, f"adjusted_accuracy[{m}]")}
+            models[name] = {"reference_accuracy": point["reference_accuracy"][i],
+                            "replication_accuracy": point["replication_accuracy"][i],
+                            "gap": point["gap"][i], "gap_ci": interval(i, "gap"), "adjusted": adjusted}
         means = self.mean_gap_conf_int(alpha)
 
         def pair(row: pd.Series) -> list[float | None]:
@@ -249,10 +269,6 @@ class BiasResults:
                 "bootstrap_failures": dict(self.n_failed), "skipped_methods": dict(self.skipped)}
 
 
-#: methods that model how the replication set was selected on k/n (option ``selection_edges``)
-SELECTION_AWARE = ("betabinomial", "npmle")
-
-
 class SelectionBiasEstimator:
     """Estimate how much of a replication gap is selection-frequency bias.
 
@@ -262,8 +278,9 @@ class SelectionBiasEstimator:
         Names in :data:`replication.estimators.METHODS`.
     n_bootstrap : int, default=1000
         Bootstrap replicates over images (0 for point estimates only).
-    confidence_level : float, default=0.95
-        Level of the intervals in ``summary()`` and ``to_dict()``.
+    alpha : float, default=0.05
+        1 - confidence level of the intervals in ``conf_int()``, ``summary()``
+        and ``to_dict()`` (as in :class:`~replication.fits.LineFit`).
     stratify : bool, default=True
         Resample within classes when class ids are known.
     random_state : None, int or numpy.random.Generator, default=None
@@ -274,25 +291,30 @@ class SelectionBiasEstimator:
         ``BiasResults.skipped``.
     method_options : dict, default=None
         Keyword arguments per method, e.g. ``{"jackknife": {"d": 2}}``. The
-        deconvolution methods' ``selection_edges`` defaults to the replication
-        set's own sampling rule (:data:`replication.sampling.SELECTION_EDGES`).
+        deconvolution methods' (one per prior family of
+        :data:`replication.priors.PRIORS`) ``selection_edges`` defaults to the
+        replication set's own sampling rule
+        (:data:`replication.sampling.SELECTION_EDGES`), and their
+        ``random_state`` is the estimator's Generator: one Generator drives
+        the bootstrap, the priors' random starts and the pool's resampling.
     """
 
     def __init__(self, methods: Sequence[str] = ("naive", "jackknife"), *, n_bootstrap: int = 1000,
-                 confidence_level: float = 0.95, stratify: bool = True, random_state: Any = None,
+                 alpha: float = 0.05, stratify: bool = True, random_state: Any = None,
                  on_fit_error: str = "raise", method_options: Mapping[str, Mapping[str, Any]] | None = None):
         self.methods = methods
         self.n_bootstrap = n_bootstrap
-        self.confidence_level = confidence_level
+        self.alpha = alpha
         self.stratify = stratify
         self.random_state = random_state
         self.on_fit_error = on_fit_error
         self.method_options = method_options
 
-    def _estimate(self, name: str, table, replication: str) -> Adjusted:
+    def _estimate(self, name: str, table, replication: str, rng: np.random.Generator) -> Adjusted:
         options = dict((self.method_options or {}).get(name, {}))
-        if name in SELECTION_AWARE:  # model the replication set's own sampling rule unless told otherwise
+        if name in PRIORS:  # deconvolution: the replication set's own sampling rule unless told otherwise
             options.setdefault("selection_edges", SELECTION_EDGES.get(replication, EDGES))
+            options["random_state"] = rng
         return METHODS[name](table, **options)
 
     def fit(self, annotations: pd.DataFrame | StudyData, correctness: pd.DataFrame | None = None, *,
@@ -305,8 +327,8 @@ class SelectionBiasEstimator:
         methods = check_methods(self.methods)
         if int(self.n_bootstrap) < 0:
             raise InputError(f"n_bootstrap must be >= 0, got {self.n_bootstrap}")
-        if not 0 < float(self.confidence_level) < 1:
-            raise InputError(f"confidence_level must lie in (0, 1), got {self.confidence_level}")
+        if not 0 < float(self.alpha) < 1:
+            raise InputError(f"alpha must lie in (0, 1), got {self.alpha}")
         unknown_opts = set(self.method_options or {}) - set(methods)
         if unknown_opts:
             raise InputError(f"method_options for method(s) not fitted: {', '.join(sorted(unknown_opts))}")
@@ -323,10 +345,11 @@ class SelectionBiasEstimator:
         if self.on_fit_error not in ("raise", "skip"):
             raise InputError(f"on_fit_error must be 'raise' or 'skip', got {self.on_fit_error!r}")
         table = study.levels()
+        rng = np.random.default_rng(self.random_state)  # a Generator passes through unchanged
         point, skipped = {}, {}
         for m in methods:
             try:
-                point[m] = self._estimate(m, table, replication)
+                point[m] = self._estimate(m, table, replication, rng)
             except FitError as exc:
                 if self.on_fit_error == "raise" or len(skipped) == len(methods) - 1:
                     raise
@@ -337,13 +360,12 @@ class SelectionBiasEstimator:
             if np.isnan(adj.accuracy).any():
                 raise FitError(f"method {m!r} gives no estimate: no reference image shares an observed "
                                "selection frequency with any replication image")
-        rng = np.random.default_rng(self.random_state)  # a Generator passes through unchanged
         ref_b, rep_b, adj_b = [], [], {m: [] for m in methods}
         for chunk in bootstrap_levels(study, int(self.n_bootstrap), rng, stratify=self.stratify):
             ref_b.append(chunk.reference_accuracy())
             rep_b.append(chunk.replication_accuracy())
             for m in methods:
-                adj_b[m].append(np.asarray(self._estimate(m, chunk, replication).accuracy))
+                adj_b[m].append(np.asarray(self._estimate(m, chunk, replication, rng).accuracy))
         n_models = len(study.models)
 
         def stack(parts: list[np.ndarray]) -> np.ndarray:

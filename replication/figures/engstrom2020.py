@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from scipy import stats
 
 from replication.deconvolution import Deconvolution, cell_edges, fit_priors
 from replication.estimators import METHODS
@@ -35,14 +34,12 @@ from replication.figures._data import CORRECT_TOP1, REAL_VOTES, correctness, rea
 from replication.fits.lines import LineFit
 from replication.io.tables import model_columns
 from replication.placebo import DEFAULT_MATCHING_VOTES, run_placebo
-from replication.priors._base import GoodnessOfFit, SelectionFrequencyPrior, _pool_cells
+from replication.priors import PRIORS, SelectionFrequencyPrior
 from replication.sampling import EDGES, SELECTION_EDGES, frequency_bin
 from replication.simulate import SimulatedStudy, SimulationConfig, accuracy_curve, simulate
 from replication.study import LevelTable, StudyData
 
 PRESET = "engstrom2020"
-#: the methods compared, in this order, where registered
-METHOD_ORDER = ("naive", "jackknife", "betabinomial", "npmle")
 #: upper limit of the prior-density axes (a narrow beta component would flatten everything else)
 DENSITY_CAP = 8.0
 SIM_NOTE = ("ImageNet-v2 selection frequencies were never published; this study is simulated "
@@ -56,16 +53,11 @@ def simulated_study(seed: int = 0) -> SimulatedStudy:
     return simulate(SimulationConfig.preset(PRESET), np.random.default_rng(seed))
 
 
-def available_methods() -> tuple[str, ...]:
-    """The methods of :data:`METHOD_ORDER` that are registered."""
-    return tuple(m for m in METHOD_ORDER if m in METHODS)
-
-
 @functools.lru_cache(maxsize=2)
 def simulated_results(seed: int = 0, n_bootstrap: int = 100) -> BiasResults:
     """Every method fitted to :func:`simulated_study` (seeded bootstrap; cached)."""
     study = simulated_study(seed)
-    return SelectionBiasEstimator(available_methods(), n_bootstrap=n_bootstrap, random_state=seed).fit(
+    return SelectionBiasEstimator(tuple(METHODS), n_bootstrap=n_bootstrap, random_state=seed).fit(
         study.annotations, study.correctness)
 
 
@@ -84,8 +76,6 @@ def true_curves(study: SimulatedStudy, s: np.ndarray) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- histograms + priors
-#: the priors drawn: Deconvolution's name -> label
-PRIOR_LABELS = {"betabinomial": "beta mixture", "npmle": "NPMLE"}
 #: cells of [0, 1] on which the fitted distributions are discretized (Deconvolution's default)
 N_CELLS = 100
 #: width of the bins in which the NPMLE's (spiky) distributions and the simulated truth are drawn
@@ -120,20 +110,21 @@ class PanelFit:
 
 @dataclass(frozen=True)
 class HistogramPanel:
-    """A column of the histogram figure: image counts at levels (n, k), shape
-    (L,) each, the priors fitted to them, and (simulations) the true s."""
+    """A column of the histogram figure: image counts at levels (k, n), shape
+    (L,) each, the priors fitted to them by family label, and (simulations)
+    the true s."""
 
     label: str
-    n: np.ndarray
     k: np.ndarray
+    n: np.ndarray
     counts: np.ndarray
     fits: dict[str, PanelFit]
     true_s: np.ndarray | None = None
 
 
-def _nonzero(n: np.ndarray, k: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _nonzero(k: np.ndarray, n: np.ndarray, counts: np.ndarray) -> dict[str, np.ndarray]:
     keep = np.asarray(counts) > 0
-    return np.asarray(n)[keep], np.asarray(k)[keep], np.asarray(counts, float)[keep]
+    return {"k": np.asarray(k)[keep], "n": np.asarray(n)[keep], "counts": np.asarray(counts, float)[keep]}
 
 
 def study_panels(table: LevelTable, labels: tuple[str, str], *, selection_edges: tuple[float, ...] | None = EDGES,
@@ -145,88 +136,40 @@ def study_panels(table: LevelTable, labels: tuple[str, str], *, selection_edges:
     is compared with the pool prior's marginal under that selection, their
     true-s distribution is g_rep). ``true_s``: (reference, replication) true
     frequencies of a simulation."""
-    results = {name: Deconvolution(name, n_cells=N_CELLS, selection_edges=selection_edges,
-                                   random_state=random_state).fit(table) for name in PRIOR_LABELS}
-    ref = HistogramPanel(labels[0], *_nonzero(table.n, table.k, table.ref_count),
-                         {PRIOR_LABELS[p]: PanelFit(r.ref_prior, None, r.g_ref) for p, r in results.items()},
-                         None if true_s is None else np.asarray(true_s[0]))
-    rep = HistogramPanel(labels[1], *_nonzero(table.n, table.k, table.rep_count),
-                         {PRIOR_LABELS[p]: PanelFit(r.pool_prior, selection_edges, r.g_rep, r.g_pool)
-                          for p, r in results.items()},
-                         None if true_s is None else np.asarray(true_s[1]))
+    results = {family.label: Deconvolution(name, n_cells=N_CELLS, selection_edges=selection_edges,
+                                           random_state=random_state).fit(table) for name, family in PRIORS.items()}
+    ref = HistogramPanel(labels[0], **_nonzero(table.k, table.n, table.ref_count),
+                         fits={label: PanelFit(r.ref_prior, None, r.g_ref) for label, r in results.items()},
+                         true_s=None if true_s is None else np.asarray(true_s[0]))
+    rep = HistogramPanel(labels[1], **_nonzero(table.k, table.n, table.rep_count),
+                         fits={label: PanelFit(r.pool_prior, selection_edges, r.g_rep, r.g_pool)
+                               for label, r in results.items()},
+                         true_s=None if true_s is None else np.asarray(true_s[1]))
     return [ref, rep]
 
 
 def sample_panel(label: str, k: np.ndarray, n: np.ndarray, *, random_state: int = 0) -> HistogramPanel:
     """A panel of images that are a random sample of their pool (per-image
     ``k`` of ``n``), with priors from :func:`replication.deconvolution.fit_priors`."""
-    pairs, counts = np.unique(np.stack([np.asarray(n), np.asarray(k)], axis=1), axis=0, return_counts=True)
-    n_l, k_l = pairs[:, 0], pairs[:, 1]
+    pairs, counts = np.unique(np.stack([np.asarray(k), np.asarray(n)], axis=1), axis=0, return_counts=True)
+    k_l, n_l = pairs[:, 0], pairs[:, 1]
     edges = cell_edges(N_CELLS)
     fits = {}
-    for name, shown in PRIOR_LABELS.items():
-        fit = fit_priors(n_l, k_l, counts[None].astype(float), name, edges, random_state=random_state)
-        fits[shown] = PanelFit(fit.pooled, None, fit.mass[0])
-    return HistogramPanel(label, n_l, k_l, counts.astype(float), fits)
+    for name, family in PRIORS.items():
+        fit = fit_priors(k_l, n_l, counts[None].astype(float), name, edges, random_state=random_state)
+        fits[family.label] = PanelFit(fit.pooled, None, fit.mass[0])
+    return HistogramPanel(label, k=k_l, n=n_l, counts=counts.astype(float), fits=fits)
 
 
-def expected_counts(prior: SelectionFrequencyPrior, n: np.ndarray, k: np.ndarray, counts: np.ndarray,
-                    selection_edges: tuple[float, ...] | None = None) -> dict[str, np.ndarray]:
-    """Observed and expected image counts at every level k = 0..n of each n
-    present (levels ``n``, ``k`` with ``counts``, shape (L,)), and each level's
-    group: its n, or (with ``selection_edges``) its n and selection bin.
-
-    Without selection, each n's images spread by the prior's marginal P(k | n).
-    With selection, each bin of k/n keeps its observed number of images (the
-    draw fixed it), spread within the bin by the marginal: the model the
-    deconvolution fits to selected images.
-    Returns arrays of shape (L_full,): ``n``, ``k``, ``observed``, ``expected``, ``group``.
-    """
-    out = {key: [] for key in ("n", "k", "observed", "expected", "group")}
-    for i, v in enumerate(np.unique(n)):
-        kk = np.arange(v + 1)
-        obs = np.zeros(v + 1)
-        at = n == v
-        np.add.at(obs, k[at], counts[at])
-        m = prior.marginal_k(v)
-        bins = np.zeros(v + 1, int) if selection_edges is None else frequency_bin(kk / v, tuple(selection_edges))
-        in_bin = np.bincount(bins, weights=m)[bins]
-        seen = np.bincount(bins, weights=obs)[bins]
-        out["n"].append(np.full(v + 1, v))
-        out["k"].append(kk)
-        out["observed"].append(obs)
-        out["expected"].append(seen * m / np.maximum(in_bin, 1e-300))
-        out["group"].append(i * (len(selection_edges or ()) + 1) + bins)
-    return {key: np.concatenate(val) for key, val in out.items()}
-
-
-def expected_histogram(prior: SelectionFrequencyPrior, n: np.ndarray, k: np.ndarray, counts: np.ndarray,
-                       selection_edges: tuple[float, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def expected_histogram(prior: SelectionFrequencyPrior, n_selected: np.ndarray, n_annotators: np.ndarray,
+                       counts: np.ndarray, selection_edges: tuple[float, ...] | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """(k/n values, expected share of images) under ``prior`` (and the
-    selection model, see :func:`expected_counts`), merged over n."""
-    e = expected_counts(prior, n, k, counts, selection_edges)
-    frac, inv = np.unique(e["k"] / e["n"], return_inverse=True)
+    selection model, see :meth:`~replication.priors.SelectionFrequencyPrior.expected_counts`),
+    merged over n."""
+    e = prior.expected_counts(n_selected, n_annotators, counts, selection_edges)
+    frac, inv = np.unique(e["n_selected"] / e["n_annotators"], return_inverse=True)
     return frac, np.bincount(inv.reshape(-1), weights=e["expected"]) / e["expected"].sum()
-
-
-def goodness_of_fit(prior: SelectionFrequencyPrior, n: np.ndarray, k: np.ndarray, counts: np.ndarray,
-                    selection_edges: tuple[float, ...] | None = None, min_expected: float = 5.0) -> GoodnessOfFit:
-    """Pearson chi-square of the observed counts against :func:`expected_counts`,
-    cells pooled within each group until each expects ``min_expected`` images;
-    dof = cells - groups - fitted parameters (at least 1). Without selection
-    this is :meth:`SelectionFrequencyPrior.goodness_of_fit`."""
-    e = expected_counts(prior, n, k, counts, selection_edges)
-    stat, cells, groups = 0.0, 0, 0
-    for g in np.unique(e["group"]):
-        at = e["group"] == g
-        if e["observed"][at].sum() == 0:
-            continue
-        obs, exp = _pool_cells(e["observed"][at], e["expected"][at], min_expected)
-        stat += float(np.sum((obs - exp) ** 2 / exp))
-        cells += len(obs)
-        groups += 1
-    dof = max(1, cells - groups - int(prior.n_parameters_))
-    return GoodnessOfFit(statistic=stat, dof=dof, pvalue=float(stats.chi2.sf(stat, dof)), n_cells=cells)
 
 
 def _coarse(mass: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -259,20 +202,21 @@ def draw_histograms(panels: list[HistogramPanel]) -> tuple[Figure, dict]:
                             label=f"true s (simulation; mean {p.true_s.mean():.3f})")[0]
             peaks.append(float(dens.max()))
             entry["true_mean_s"] = float(p.true_s.mean())
-        for (name, fit), colour, marker in zip(p.fits.items(), (PALETTE[0], PALETTE[1]), ("o", "x")):
-            frac_fit, mass = expected_histogram(fit.marginal, p.n, p.k, p.counts, fit.selection_edges)
-            gof = goodness_of_fit(fit.marginal, p.n, p.k, p.counts, fit.selection_edges)
+        for i, (name, fit) in enumerate(p.fits.items()):
+            colour, marker = PALETTE[i % len(PALETTE)], "ox+^"[i % 4]
+            frac_fit, mass = expected_histogram(fit.marginal, p.k, p.n, p.counts, fit.selection_edges)
+            gof = fit.marginal.goodness_of_fit(p.k, p.n, p.counts, selection_edges=fit.selection_edges)
             ax.plot(frac_fit, mass, marker, color=colour, ms=5, label=f"{name} fit (χ² {format_pvalue(gof.pvalue)})")
             mean_s = float(fit.mass @ mid)
             what = "replication images' s, selection-aware" if selected else "g(s)"
-            if name == "NPMLE":
+            if fit.marginal.discrete:     # spikes on a grid: drawn summed into coarse bins
                 coarse_edges, dens = _coarse(fit.mass)
                 axg.stairs(dens, coarse_edges, color=colour, lw=1.4, label=f"{name}: {what} (mean {mean_s:.3f})")
             else:
                 dens = fit.mass * N_CELLS
                 axg.plot(mid, dens, color=colour, label=f"{name}: {what} (mean {mean_s:.3f})")
             peaks.append(float(dens.max()))
-            if fit.pool_mass is not None and name == "beta mixture":
+            if fit.pool_mass is not None and i == 0:     # one pool curve keeps the panel readable
                 axg.plot(mid, fit.pool_mass * N_CELLS, color=colour, ls=":", lw=1.0,
                          label=f"{name}: candidate pool (mean {float(fit.pool_mass @ mid):.3f})")
             entry["priors"][name] = {
@@ -698,7 +642,7 @@ def placebo_gaps(annotations: pd.DataFrame, correct: pd.DataFrame, *, seed: int 
     out = {}
     for m in matching_votes:
         placebo, res = run_placebo(annotations, correct, seed=seed, matching_votes=m,
-                                   methods=available_methods(), n_bootstrap=n_bootstrap)
+                                   n_bootstrap=n_bootstrap)
         out[m] = {"mean_gap": mean_gap_dict(res.mean_gap_conf_int()), "info": placebo.info}
     return out
 

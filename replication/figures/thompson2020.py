@@ -15,7 +15,7 @@ from replication.errors import InputError
 from replication.figures._axes import error_ticks
 from replication.figures._base import PALETTE, new_figure, register_figure
 from replication.figures._data import THOMPSON
-from replication.io.tables import read_table
+from replication.io.tables import read_table, require_unique
 from replication.fits.scaling import Conversions, ErrorTrendFit, ScalingFit, ScalingResults
 
 #: evaluation protocols comparable with Thompson et al.'s (trained or fine-tuned on ImageNet)
@@ -32,6 +32,7 @@ def landmark_models(path: Path) -> pd.DataFrame:
     missing = [c for c in _COLUMNS if c not in df.columns]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
+    require_unique(path, df, "model")
     return df[df["eval_protocol"].isin(PROTOCOLS)].reset_index(drop=True)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from replication.errors import InputError
-from replication.io.tables import name_list, read_table
+from replication.io.tables import check_percent, name_list, read_table, require_unique
 from replication.summary import Summary
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,13 @@ def _read_timm_file(path: Path) -> pd.DataFrame:
     missing = [c for c in (*TIMM_KEYS, "top1") if c not in df.columns]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, df.columns))}")
+    required = [c for c in (*TIMM_KEYS, "top1", "top1_err", "top5", "top5_err", *TIMM_META) if c in df.columns]
+    blank = df[required].isna().any(axis=1).to_numpy()   # timm fills these in every row
+    if blank.any():
+        i = int(np.flatnonzero(blank)[0])
+        cols = [c for c in required if pd.isna(df[c].iloc[i])]
+        raise InputError(f"{path}: row {i + 1}{'' if blank.sum() == 1 else f' (+{int(blank.sum()) - 1} more)'}: "
+                         f"{', '.join(cols)} blank; timm's results files fill them in every row (is the file cut short?)")
     size = pd.to_numeric(df["img_size"], errors="coerce")
     if size.isna().any() or (size != size.round()).any():
         i = int(np.flatnonzero((size.isna() | (size != size.round())).to_numpy())[0])
@@ -237,6 +244,8 @@ def import_timm(folder: str | os.PathLike, *, gmacs: bool = True) -> ImportResul
         table = _join_gmacs(table, folder, result)
     lead = ["model", "timm_model", "architecture", "img_size", *datasets]
     result.table = table[lead + [c for c in table.columns if c not in lead]].reset_index(drop=True)
+    check_percent(folder, result.table[datasets].to_numpy(dtype=float), datasets,
+                  where=lambda rows: f"configuration(s) {name_list(result.table.loc[rows, 'model'], _LISTED)}")
     result.datasets = datasets
     log.info("timm: %d configurations (%d models at two image sizes)", len(table), int(table.loc[two, "timm_model"].nunique()))
     return result
@@ -278,9 +287,7 @@ def import_testbed(path: str | os.PathLike, model_types: str | os.PathLike | Non
     if "model" not in df.columns:
         df = df.rename(columns={first: "model"})
     df["model"] = df["model"].astype(str)
-    dup = df["model"].duplicated().to_numpy()
-    if dup.any():
-        raise InputError(f"{path}: row {int(np.flatnonzero(dup)[0]) + 1}: duplicate model {df['model'][dup].iloc[0]!r}")
+    require_unique(path, df, "model")
     missing = [c for c in TESTBED_COLUMNS if c not in df.columns]
     if "val" in missing:
         raise InputError(f"{path}: no 'val' column; is this the testbed's robustness_top1s.csv?")
@@ -313,5 +320,6 @@ def import_testbed(path: str | os.PathLike, model_types: str | os.PathLike | Non
         result._note(f"{types_path}: not found; no model categories")
     lead = ["model", *datasets]
     result.table = df[lead + [c for c in df.columns if c not in lead]]
+    check_percent(path, result.table[datasets].to_numpy(dtype=float), datasets)
     result.datasets = datasets
     return result

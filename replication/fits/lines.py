@@ -24,7 +24,7 @@ from scipy import special, stats
 
 from replication.bootstrap import replicate_chunks, resample_counts
 from replication.errors import FitError, InputError
-from replication.io.tables import name_list, require_columns
+from replication.io.tables import check_percent, name_list, require_columns
 from replication.summary import Summary
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,9 @@ def clean_columns(df: pd.DataFrame, columns: Sequence[str], *, dropna: bool = Fa
                   what: str = "accuracy (percent)", model_col: str = "model",
                   source: str = "<table>") -> pd.DataFrame:
     """Check that ``columns`` hold numbers in ``bounds`` (default: accuracies
-    in percent, 0..100); ``positive`` also excludes the lower bound.
+    in percent, 0..100, and not fractions: see
+    :func:`~replication.io.tables.fraction_problem`); ``positive`` also
+    excludes the lower bound.
 
     Missing values raise :class:`InputError` naming the rows and models,
     unless ``dropna`` is set: then those rows are dropped and logged (a blank
@@ -149,6 +151,8 @@ def clean_columns(df: pd.DataFrame, columns: Sequence[str], *, dropna: bool = Fa
         else:
             rule = f"not {'>' if positive else '>='} {lo:g}"
         raise InputError(f"{source}: {_where(df, bad, model_col)}: {', '.join(cols)} {rule} ({what})")
+    if bounds == (0.0, 100.0):
+        check_percent(source, values.to_numpy(dtype=float), cols, where=lambda rows: _where(df, rows, model_col))
     out = df.copy()
     out[cols] = values
     return out.reset_index(drop=True)
@@ -283,6 +287,8 @@ class LineFit:
         if len(x) < 3:
             raise InputError(f"a line needs at least 3 models, got {len(x)}")
         names = model_names(names, len(x))
+        check_percent("accuracies", np.column_stack([x, y]), ["x", "y"],
+                      where=lambda rows: f"models {name_list(names[rows], 5)}")
         if self.scale != "linear":
             edge = (x <= 0) | (x >= 100) | (y <= 0) | (y >= 100)
             if edge.any():

@@ -31,7 +31,7 @@ from numpy.typing import ArrayLike
 from replication.bootstrap import replicate_chunks, resample_counts
 from replication.errors import FitError, InputError
 from replication.fits.lines import OLSLine, check_fit_options, model_names, percentile_ci, weighted_lines
-from replication.io.tables import name_list
+from replication.io.tables import check_percent, name_list
 from replication.summary import Summary
 
 THEORY_POWER = 4.0
@@ -101,6 +101,7 @@ def check_points(compute: ArrayLike, error_pct: ArrayLike,
         raise InputError(f"{_row_text((e < 0) | (e > 100), names)}: error/accuracy outside 0..100 (percent)")
     if (e == 0).any():
         raise InputError(f"{_row_text(e == 0, names)}: an error of 0% has no logarithm")
+    check_percent("errors", e[:, None], ["error"], where=lambda rows: _row_text(rows, names))
     if len(c) < 3:
         raise InputError(f"a scaling fit needs at least 3 models, got {len(c)}")
     return c, e

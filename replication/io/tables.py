@@ -10,14 +10,17 @@ data row r is line r + 1).
 """
 from __future__ import annotations
 
+import csv
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from replication.errors import InputError
+from replication.io.published import check_not_cut
 
 DATASET_IDS = (
     "imagenet-val",
@@ -28,27 +31,71 @@ DATASET_IDS = (
 ANNOTATION_COLUMNS = ("dataset", "image_id", "n_annotators", "n_selected")
 CORRECTNESS_KEYS = ("dataset", "image_id")
 CORRECTNESS_META = ("dataset", "image_id", "label", "class_id")
+#: labels and class ids are ILSVRC-2012 class indices 0..999
+N_CLASSES = 1000
+#: the largest count (annotators, selections) a table may hold
+MAX_COUNT = 2**31 - 1
 _MAX_LISTED = 5
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a CSV or Parquet file, chosen by extension; ``image_id`` and
-    ``dataset`` are always read as strings."""
+    """Read a CSV or Parquet file, chosen by extension; ``image_id``,
+    ``dataset`` and ``model`` are always read as strings.
+
+    Refused with :class:`InputError`: a folder or an empty file, a file that
+    cannot be parsed, repeated column names (pandas would rename them
+    ``x.1``), a CSV whose last line stops short of the header's fields, and a
+    published reference table with rows missing (see
+    :mod:`replication.io.published`).
+    """
     p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{p}: is a folder, not a table file")
     if not p.is_file():
         raise InputError(f"{p}: no such file")
+    if p.stat().st_size == 0:
+        raise InputError(f"{p}: the file is empty")
+    parquet = p.suffix.lower() in {".parquet", ".pq"}
     try:
-        if p.suffix.lower() in {".parquet", ".pq"}:
-            df = pd.read_parquet(p)
-        else:
-            df = pd.read_csv(p, dtype={"image_id": str, "dataset": str, "model": str})
+        header = [str(c) for c in pq.read_schema(p).names] if parquet else _csv_header(p)
+        repeated = sorted({c for c in header if header.count(c) > 1})
+        if repeated:
+            raise InputError(f"{p}: column name(s) {name_list(repeated)} appear more than once in the header; "
+                             f"each column needs its own name")
+        df = pd.read_parquet(p) if parquet else pd.read_csv(p, dtype={"image_id": str, "dataset": str, "model": str})
+    except InputError:
+        raise
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{p}: cannot read table: {first}") from None
+    if not parquet:
+        _check_last_line(p, len(header))
     for col in ("dataset", "image_id", "model"):
         if col in df.columns and df[col].dtype != object:
             df[col] = df[col].astype(str)
+    check_not_cut(p, df)
     return df
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The column names of a CSV file's first line, as written (no renaming)."""
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+        return next(csv.reader(f), [])
+
+
+def _check_last_line(path: Path, n_fields: int) -> None:
+    """A CSV file that does not end with a line break and whose last line has
+    fewer fields than the header was cut in the middle of a line."""
+    with open(path, "rb") as f:
+        f.seek(max(0, path.stat().st_size - 65536))
+        tail = f.read()
+    if tail.endswith((b"\n", b"\r")):
+        return
+    last = tail.rsplit(b"\n", 1)[-1].decode("utf-8", errors="replace")
+    fields = next(csv.reader([last]), [])
+    if 0 < len(fields) < n_fields:
+        raise InputError(f"{path}: the last line has {len(fields)} of the header's {n_fields} fields and no line "
+                         f"break: the file is cut short (copy or download it again)")
 
 
 def _rows(mask: np.ndarray) -> str:
@@ -84,12 +131,71 @@ def require_columns(path: str | os.PathLike, df: pd.DataFrame, cols: Iterable[st
         raise InputError(f"{path}: missing {what} {name_list(missing)} (not found; the table has {name_list(df.columns)})")
 
 
+def require_unique(path: str | os.PathLike, df: pd.DataFrame, col: str = "model") -> None:
+    """Fail with one line naming the rows and ids when ``col`` repeats a value
+    (an id listed twice makes every per-id answer ambiguous)."""
+    if col not in df.columns:
+        return
+    dup = df[col].duplicated(keep="first").to_numpy()
+    if dup.any():
+        first = df[col].iloc[int(np.flatnonzero(dup)[0])]
+        earlier = int(np.flatnonzero((df[col] == first).to_numpy())[0]) + 1
+        raise InputError(f"{path}: {_rows(dup)}: duplicate {col} {first!r} (first at row {earlier}"
+                         f"{'' if dup.sum() == 1 else '; and others'}); each {col} must appear once")
+
+
+#: in a column of percentages, values at most this could be fractions
+_FRACTION_MAX = 1.0
+#: ... and are taken for fractions when every other row's values are at least this (a gap from 1 to 5)
+_GAP = 5.0
+
+
+def fraction_problem(values: np.ndarray, columns: list[str]) -> tuple[np.ndarray | None, str] | None:
+    """Accuracies or errors given as fractions where percent is due.
+
+    ``values`` (n, c): numbers already in 0..100 (NaN ignored) of the columns
+    named ``columns``. Returns ``(rows, message)`` -- ``rows`` a mask of the
+    offending rows, or None when whole columns are at fault -- or None. Rules:
+
+    1. a column whose values all lie in [0, 1] (not all 0) holds fractions;
+    2. rows whose values all lie in [0, 1] (not all 0) are in another unit
+       when every value of the other rows is at least 5: a gap between 1 and
+       5 percent that no real table has. Real accuracies below 1% (models
+       trained for an epoch or none, near chance at 0.1%; weak models on
+       ImageNet-A) come with others of a few percent, and pass.
+    """
+    v = np.asarray(values, dtype=float).reshape(len(values), -1)
+    finite = np.isfinite(v)
+    small = ~finite | (v <= _FRACTION_MAX)
+    positive = finite & (v > 0)
+    whole = small.all(axis=0) & positive.any(axis=0)
+    if whole.any():
+        cols = [c for c, w in zip(columns, whole) if w]
+        return None, (f"{', '.join(cols)} look{'s' if len(cols) == 1 else ''} like fractions (every value is "
+                      f"between 0 and 1), but accuracies and errors here are in percent: multiply by 100")
+    rows = small.all(axis=1) & positive.any(axis=1)
+    others = v[~rows][finite[~rows]]
+    if not rows.any() or others.size == 0 or others.min() < _GAP:
+        return None
+    return rows, (f"{', '.join(columns)} at most 1 where every other row has at least {others.min():g}: "
+                  f"these rows look like fractions among percentages; multiply them by 100")
+
+
 def _integer_column(path, df: pd.DataFrame, col: str) -> np.ndarray:
     """Return ``df[col]`` as int64, failing on NaN or non-integer values."""
     raw = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
     _fail(path, np.isnan(raw), f"{col} is missing or not a number", df)
     _fail(path, raw != np.round(raw), f"{col} is not an integer", df)
+    _fail(path, np.abs(raw) > MAX_COUNT, f"{col} is too large (more than {MAX_COUNT:,})", df)
     return raw.astype(np.int64)
+
+
+def _class_column(path, df: pd.DataFrame, col: str) -> np.ndarray:
+    """``df[col]`` as int64 class indices 0..999 (ILSVRC-2012), failing otherwise."""
+    values = _integer_column(path, df, col)
+    _fail(path, (values < 0) | (values >= N_CLASSES), f"{col} is outside 0..{N_CLASSES - 1} (ILSVRC-2012 class indices)",
+          df)
+    return values
 
 
 def _check_keys(path, df: pd.DataFrame) -> None:
@@ -122,8 +228,7 @@ def validate_annotations(df: pd.DataFrame, path: str | os.PathLike = "<annotatio
     _fail(path, k > n, "n_selected > n_annotators", out)
     out["n_annotators"], out["n_selected"] = n, k
     if "class_id" in out.columns:
-        out["class_id"] = _integer_column(path, out, "class_id")
-        _fail(path, out["class_id"].to_numpy() < 0, "class_id < 0", out)
+        out["class_id"] = _class_column(path, out, "class_id")
     return out.reset_index(drop=True)
 
 
@@ -154,8 +259,7 @@ def validate_correctness(df: pd.DataFrame, path: str | os.PathLike = "<correctne
         _fail(path, bad.any(axis=1), f"model column {col!r} (and maybe others) is not 0/1", out)
     out[models] = values.astype(np.int8)
     if "label" in out.columns:
-        out["label"] = _integer_column(path, out, "label")
-        _fail(path, out["label"].to_numpy() < 0, "label < 0", out)
+        out["label"] = _class_column(path, out, "label")
     return out.reset_index(drop=True)
 
 
@@ -173,13 +277,25 @@ def validate_accuracy_table(df: pd.DataFrame, path: str | os.PathLike = "<accura
         raise InputError(f"{path}: the accuracy table has no rows")
     out = df.copy()
     _fail(path, out["model"].isna().to_numpy(), "model is empty")
-    _fail(path, out.duplicated(subset=["model"]).to_numpy(), "duplicate model id", None)
+    require_unique(path, out, "model")
     for col in columns:
         vals = pd.to_numeric(out[col], errors="coerce").to_numpy(dtype=float)
         _fail(path, np.isnan(vals), f"{col} is missing or not a number")
         _fail(path, (vals < 0) | (vals > 100), f"{col} is outside 0..100 (accuracies are in percent)")
         out[col] = vals
+    check_percent(path, out[list(columns)].to_numpy(dtype=float), list(columns))
     return out.reset_index(drop=True)
+
+
+def check_percent(path: str | os.PathLike, values: np.ndarray, columns: list[str],
+                  where: Callable[[np.ndarray], str] = _rows) -> None:
+    """Fail with one line when :func:`fraction_problem` finds fractions among
+    ``values`` (n, c) of the percent ``columns``; ``where`` describes a row
+    mask (default: 1-based data rows)."""
+    problem = fraction_problem(values, columns)
+    if problem is not None:
+        rows, what = problem
+        raise InputError(f"{path}: {what}" if rows is None else f"{path}: {where(rows)}: {what}")
 
 
 def load_accuracy_table(path: str | os.PathLike, columns: tuple[str, ...] = ()) -> pd.DataFrame:

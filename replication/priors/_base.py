@@ -8,18 +8,26 @@ s given (k, n), and samples.
 
 Fitting works on *levels*: the distinct (n, k) pairs with a (possibly
 fractional) count of images at each, so fits on level tables and bootstrap
-replicates cost O(levels), not O(images).
+replicates cost O(levels), not O(images). Every method takes the counts in one
+order: ``(n_selected, n_annotators[, counts])``.
+
+A new family of priors subclasses :class:`SelectionFrequencyPrior` (``fit``
+on levels, the read-outs below) and is registered with
+:func:`replication.priors.register_prior`; :meth:`~SelectionFrequencyPrior.fit_batch`
+(one fit per bootstrap replicate) and :meth:`~SelectionFrequencyPrior.goodness_of_fit`
+come with the base class.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special, stats
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 
 from replication.errors import FitError
 from replication.sampling import frequency_bin
@@ -34,8 +42,8 @@ def log_choose(n: ArrayLike, k: ArrayLike) -> np.ndarray:
     return special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)
 
 
-def log_binom_pmf(n: np.ndarray, k: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """log Binomial(k; n, s), broadcasting; exact 0/1 limits at s = 0 and s = 1."""
+def log_binom_pmf(k: np.ndarray, n: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """log Binomial(k; n, s) (scipy's argument order), broadcasting; exact 0/1 limits at s = 0 and s = 1."""
     n, k, s = np.asarray(n, float), np.asarray(k, float), np.asarray(s, float)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = log_choose(n, k) + special.xlogy(k, s) + special.xlog1py(n - k, -s)
@@ -195,9 +203,9 @@ def check_identifiable(lv: Levels, what: str = "prior") -> None:
 class GoodnessOfFit:
     """Pearson chi-square test of the fitted marginal of k against observed counts.
 
-    Cells are the (n, k) levels, pooled within each n so that every pooled
-    cell expects at least 5 images. ``dof`` = cells - (distinct n) - fitted
-    parameters (at least 1).
+    Cells are the (n, k) levels, pooled within each group (each n, or under
+    selection each n and selection bin) so that every pooled cell expects at
+    least 5 images. ``dof`` = cells - groups - fitted parameters (at least 1).
     """
 
     statistic: float
@@ -206,12 +214,37 @@ class GoodnessOfFit:
     n_cells: int
 
 
+@dataclass(frozen=True)
+class PriorBatch:
+    """Priors of one family fitted to every row of a batch of counts (B rows).
+
+    pooled : the prior fitted to the row-mean counts (the fit itself when B = 1)
+    cell_mass : edges (C + 1,) -> (B, C), each row's mass in each cell
+    level_cell_joint : (n_selected, n_annotators (L,), edges) -> (B, L, C), each
+        row's P(k_l | n_l, s in cell j) P(s in cell j)
+    """
+
+    pooled: "SelectionFrequencyPrior"
+    cell_mass: Callable[[np.ndarray], np.ndarray]
+    level_cell_joint: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+    @classmethod
+    def of(cls, rows: list["SelectionFrequencyPrior"], pooled: "SelectionFrequencyPrior | None" = None) -> "PriorBatch":
+        """The batch of fitted priors ``rows`` (one per row); ``pooled`` defaults to the first."""
+        return cls(rows[0] if pooled is None else pooled, lambda edges: np.stack([p.cell_mass(edges) for p in rows]),
+                   lambda k, n, edges: np.stack([p.level_cell_joint(k, n, edges) for p in rows]))
+
+
 class SelectionFrequencyPrior(BaseEstimator, ABC):
     """Base class: a fitted distribution of true selection frequency s.
 
-    Subclasses implement ``_fit_levels``, ``cell_mass``, ``_marginal``,
-    ``posterior_mean``, ``sample`` and ``n_parameters_``.
+    Subclasses implement ``_fit_levels``, ``cell_mass``, ``level_cell_joint``,
+    ``_marginal``, ``posterior_mean``, ``sample`` and ``n_parameters_``, and may
+    override :meth:`fit_batch` with a vectorized fit of many replicates.
     """
+
+    #: whether the fitted distribution is a set of atoms (figures draw it summed into bins, not as a density)
+    discrete: bool = False
 
     # -- fitting -----------------------------------------------------------
     def fit(self, n_selected: ArrayLike, n_annotators: ArrayLike, counts: ArrayLike | None = None, *,
@@ -243,7 +276,7 @@ class SelectionFrequencyPrior(BaseEstimator, ABC):
             lv, selection, _ = complete_levels(lv, selection_edges)
         self._fit_levels(lv, selection)
         self.n_images_ = float(lv.counts.sum())
-        marginal = self._marginal(lv.n, lv.k)
+        marginal = self._marginal(lv.k, lv.n)
         if selection is None:
             self.loglik_ = float(np.sum(lv.counts * np.log(np.maximum(marginal, 1e-300))))
         else:
@@ -254,17 +287,41 @@ class SelectionFrequencyPrior(BaseEstimator, ABC):
     def _fit_levels(self, lv: Levels, selection: Selection | None) -> None:
         """Set the fitted attributes from one level table (1-D counts)."""
 
+    def fit_batch(self, n_selected: ArrayLike, n_annotators: ArrayLike, counts: ArrayLike, *,
+                  selection_edges: tuple[float, ...] | None = None) -> PriorBatch:
+        """Fit this prior's family to every row of ``counts`` (B, N) at the
+        levels ``n_selected``, ``n_annotators`` (N,) (bootstrap replicates).
+
+        The pooled fit (to the row-mean counts) uses this prior's parameters
+        (a clone; ``self`` is not changed). This default fits every row on its
+        own; families override it with a vectorized, warm-started fit.
+        """
+        counts = np.atleast_2d(np.asarray(counts, float))
+        pooled = self.unfitted().fit(n_selected, n_annotators, counts.mean(axis=0), selection_edges=selection_edges)
+        rows = [pooled] if counts.shape[0] == 1 else [
+            self.unfitted().fit(n_selected, n_annotators, row, selection_edges=selection_edges) for row in counts]
+        return PriorBatch.of(rows, pooled)
+
+    def unfitted(self) -> "SelectionFrequencyPrior":
+        """An unfitted copy with the same parameters (sklearn's ``clone``), sharing
+        this prior's ``random_state`` when it is a Generator, so that every fit
+        draws from the one stream instead of a copy of it."""
+        copy = clone(self)
+        if "random_state" in self._get_param_names():
+            copy.set_params(random_state=self.random_state)
+        return copy
+
     # -- read-outs ----------------------------------------------------------
     @abstractmethod
     def cell_mass(self, edges: np.ndarray) -> np.ndarray:
         """Prior probability of each cell [edges[j], edges[j+1]], shape (C,)."""
 
     @abstractmethod
-    def level_cell_joint(self, n: np.ndarray, k: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    def level_cell_joint(self, n_selected: np.ndarray, n_annotators: np.ndarray, edges: np.ndarray) -> np.ndarray:
         """P(k_l | n_l, s in cell j) P(s in cell j) for levels (L,), shape (L, C)."""
 
     @abstractmethod
-    def _marginal(self, n: np.ndarray, k: np.ndarray) -> np.ndarray:
+    def _marginal(self, n_selected: np.ndarray, n_annotators: np.ndarray) -> np.ndarray:
         """P(k | n) under the prior, elementwise."""
 
     @abstractmethod
@@ -310,12 +367,12 @@ class SelectionFrequencyPrior(BaseEstimator, ABC):
         ndarray of shape (N,)
             Probabilities in [0, 1].
         """
-        return self._marginal(np.asarray(n_annotators), np.asarray(n_selected))
+        return self._marginal(np.asarray(n_selected), np.asarray(n_annotators))
 
     def marginal_k(self, n: int) -> np.ndarray:
         """Fitted distribution of k for an image with ``n`` annotators, shape (n + 1,)."""
         k = np.arange(int(n) + 1)
-        return self._marginal(np.full_like(k, int(n)), k)
+        return self._marginal(k, np.full_like(k, int(n)))
 
     def loglik(self, n_selected: ArrayLike, n_annotators: ArrayLike, counts: ArrayLike | None = None) -> float:
         """Log-likelihood sum_i counts_i log P(k_i | n_i) of data under the fitted prior.
@@ -333,7 +390,7 @@ class SelectionFrequencyPrior(BaseEstimator, ABC):
             Natural-log likelihood (unconditional: no selection correction).
         """
         lv = to_levels(n_selected, n_annotators, counts)
-        return float(np.sum(lv.counts * np.log(np.maximum(self._marginal(lv.n, lv.k), 1e-300))))
+        return float(np.sum(lv.counts * np.log(np.maximum(self._marginal(lv.k, lv.n), 1e-300))))
 
     def posterior(self, n_selected: ArrayLike, n_annotators: ArrayLike,
                   edges: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -355,16 +412,50 @@ class SelectionFrequencyPrior(BaseEstimator, ABC):
         edges = np.linspace(0.0, 1.0, 201) if edges is None else np.asarray(edges, float)
         k = np.asarray(n_selected).reshape(-1)
         n = np.asarray(n_annotators).reshape(-1)
-        return (edges[1:] + edges[:-1]) / 2, normalize_rows(self.level_cell_joint(n, k, edges))
+        return (edges[1:] + edges[:-1]) / 2, normalize_rows(self.level_cell_joint(k, n, edges))
 
     def bic(self, n_selected: ArrayLike, n_annotators: ArrayLike, counts: ArrayLike | None = None) -> float:
         """Bayesian information criterion -2 loglik + p log N (lower is better)."""
         lv = to_levels(n_selected, n_annotators, counts)
         return -2.0 * self.loglik(lv.k, lv.n, lv.counts) + self.n_parameters_ * np.log(lv.counts.sum())
 
+    def expected_counts(self, n_selected: ArrayLike, n_annotators: ArrayLike, counts: ArrayLike | None = None,
+                        selection_edges: tuple[float, ...] | None = None) -> dict[str, np.ndarray]:
+        """Observed and expected image counts at every level k = 0..n of each n
+        present, and each level's group: its n, or (with ``selection_edges``)
+        its n and selection bin.
+
+        Without selection, each n's images spread by the marginal P(k | n).
+        With selection (images drawn from this prior's pool uniformly within
+        bins of k/n, see :class:`Selection`), each bin keeps its observed number
+        of images (the draw fixed it), spread within the bin by the marginal.
+
+        Returns arrays of shape (L_full,): ``n_selected``, ``n_annotators``,
+        ``observed``, ``expected``, ``group``.
+        """
+        lv = to_levels(n_selected, n_annotators, counts)
+        out = {key: [] for key in ("n_selected", "n_annotators", "observed", "expected", "group")}
+        for i, v in enumerate(np.unique(lv.n)):
+            kk = np.arange(v + 1)
+            obs = np.zeros(v + 1)
+            at = lv.n == v
+            np.add.at(obs, lv.k[at], lv.counts[at])
+            m = self.marginal_k(v)
+            bins = np.zeros(v + 1, int) if selection_edges is None else frequency_bin(kk / v, tuple(selection_edges))
+            in_bin = np.bincount(bins, weights=m)[bins]
+            seen = np.bincount(bins, weights=obs)[bins]
+            out["n_selected"].append(kk)
+            out["n_annotators"].append(np.full(v + 1, v))
+            out["observed"].append(obs)
+            out["expected"].append(seen * m / np.maximum(in_bin, 1e-300))
+            out["group"].append(i * (len(selection_edges or ()) + 1) + bins)
+        return {key: np.concatenate(val) for key, val in out.items()}
+
     def goodness_of_fit(self, n_selected: ArrayLike, n_annotators: ArrayLike, counts: ArrayLike | None = None,
-                        min_expected: float = 5.0) -> GoodnessOfFit:
-        """Pearson chi-square test of the fitted marginal of k (see :class:`GoodnessOfFit`).
+                        min_expected: float = 5.0, *,
+                        selection_edges: tuple[float, ...] | None = None) -> GoodnessOfFit:
+        """Pearson chi-square test of the observed counts against
+        :meth:`expected_counts` (see :class:`GoodnessOfFit`).
 
         Parameters
         ----------
@@ -373,21 +464,23 @@ class SelectionFrequencyPrior(BaseEstimator, ABC):
         counts : array-like of shape (N,), default=None
             Images at each entry (None: 1 each).
         min_expected : float, default=5.0
-            Adjacent k cells within each n are pooled until each expects at
+            Adjacent k cells within each group are pooled until each expects at
             least this many images.
+        selection_edges : tuple of float, default=None
+            The images were selected from this prior's pool within bins of k/n
+            with these edges (test the selection model the deconvolution fits).
 
         Returns
         -------
         GoodnessOfFit
         """
-        lv = to_levels(n_selected, n_annotators, counts)
+        e = self.expected_counts(n_selected, n_annotators, counts, selection_edges)
         stat, cells, groups = 0.0, 0, 0
-        for n in np.unique(lv.n):
-            obs_full = np.zeros(n + 1)
-            at = lv.n == n
-            obs_full[lv.k[at]] = lv.counts[at]
-            exp_full = obs_full.sum() * self.marginal_k(n)
-            obs, exp = _pool_cells(obs_full, exp_full, min_expected)
+        for g in np.unique(e["group"]):
+            at = e["group"] == g
+            if e["observed"][at].sum() == 0:
+                continue
+            obs, exp = _pool_cells(e["observed"][at], e["expected"][at], min_expected)
             stat += float(np.sum((obs - exp) ** 2 / exp))
             cells += len(obs)
             groups += 1

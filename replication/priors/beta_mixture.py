@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -18,8 +19,9 @@ from scipy import special
 from sklearn.exceptions import ConvergenceWarning
 
 from replication.errors import FitError
-from replication.priors._base import (Levels, Selection, SelectionFrequencyPrior, check_identifiable,
-                                      complete_levels, log_choose)
+from replication.priors._base import (Levels, PriorBatch, Selection, SelectionFrequencyPrior, check_identifiable,
+                                      complete_levels, log_choose, to_levels)
+from replication.priors.registry import register_prior
 
 _LOG_MIN, _LOG_MAX = np.log(1e-3), np.log(1e5)
 
@@ -184,8 +186,8 @@ def beta_mixture_cell_mass(weights: np.ndarray, alpha: np.ndarray, beta: np.ndar
     return np.sum(weights[..., None] * np.diff(cdf, axis=-1), axis=-2)
 
 
-def beta_mixture_level_cell_joint(weights: np.ndarray, alpha: np.ndarray, beta: np.ndarray, n: np.ndarray,
-                                  k: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def beta_mixture_level_cell_joint(weights: np.ndarray, alpha: np.ndarray, beta: np.ndarray, n_selected: np.ndarray,
+                                  n_annotators: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """P(k_l | n_l, s in cell j) P(s in cell j), exactly, for batched mixtures:
     params (..., K), levels (L,) -> (..., L, C).
 
@@ -193,7 +195,7 @@ def beta_mixture_level_cell_joint(weights: np.ndarray, alpha: np.ndarray, beta: 
     each cell's integral is a beta-binomial pmf times a regularized incomplete
     beta difference.
     """
-    n, k = np.asarray(n, float), np.asarray(k, float)
+    n, k = np.asarray(n_annotators, float), np.asarray(n_selected, float)
     lbinom = log_choose(n, k)
     a, b = alpha[..., None], beta[..., None]                                   # (..., K, 1)
     log_bb = lbinom + special.betaln(k + a, n - k + b) - special.betaln(a, b)  # (..., K, L)
@@ -201,6 +203,7 @@ def beta_mixture_level_cell_joint(weights: np.ndarray, alpha: np.ndarray, beta: 
     return np.sum((weights[..., None] * np.exp(log_bb))[..., None] * np.diff(cdf, axis=-1), axis=-3)
 
 
+@register_prior("betabinomial", label="beta mixture")
 class BetaMixturePrior(SelectionFrequencyPrior):
     """Mixture of beta distributions for the true selection frequency.
 
@@ -288,9 +291,9 @@ class BetaMixturePrior(SelectionFrequencyPrior):
         """Mixture mass of each cell [edges[j], edges[j+1]], shape (C,)."""
         return beta_mixture_cell_mass(self.weights_, self.alpha_, self.beta_, edges)
 
-    def level_cell_joint(self, n: np.ndarray, k: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    def level_cell_joint(self, n_selected: np.ndarray, n_annotators: np.ndarray, edges: np.ndarray) -> np.ndarray:
         """P(k_l | n_l, s in cell j) P(s in cell j) for levels (L,), shape (L, C)."""
-        return beta_mixture_level_cell_joint(self.weights_, self.alpha_, self.beta_, n, k, edges)
+        return beta_mixture_level_cell_joint(self.weights_, self.alpha_, self.beta_, n_selected, n_annotators, edges)
 
     def pdf(self, s: ArrayLike) -> np.ndarray:
         """Exact mixture density sum_j w_j Beta(s; alpha_j, beta_j), same shape as ``s``."""
@@ -299,21 +302,39 @@ class BetaMixturePrior(SelectionFrequencyPrior):
                       - special.betaln(self.alpha_, self.beta_))
         return np.sum(self.weights_ * dens, axis=-1)
 
-    def _log_components(self, n, k) -> np.ndarray:
-        n, k = np.asarray(n, float), np.asarray(k, float)
+    def _log_components(self, k, n) -> np.ndarray:
+        k, n = np.asarray(k, float), np.asarray(n, float)
         lbinom = log_choose(n, k)
         return np.log(self.weights_) + (lbinom[..., None] + special.betaln(k[..., None] + self.alpha_,
                                         n[..., None] - k[..., None] + self.beta_) - special.betaln(self.alpha_, self.beta_))
 
-    def _marginal(self, n, k) -> np.ndarray:
-        return np.exp(special.logsumexp(self._log_components(n, k), axis=-1))
+    def _marginal(self, n_selected, n_annotators) -> np.ndarray:
+        return np.exp(special.logsumexp(self._log_components(n_selected, n_annotators), axis=-1))
 
     def posterior_mean(self, n_selected: ArrayLike, n_annotators: ArrayLike) -> np.ndarray:
         """E[s | k, n] (conjugate Beta update per component), same shape as ``n_selected``."""
         k, n = np.asarray(n_selected, float), np.asarray(n_annotators, float)
-        logc = self._log_components(n, k)
+        logc = self._log_components(k, n)
         resp = np.exp(logc - special.logsumexp(logc, axis=-1, keepdims=True))
         return np.sum(resp * (k[..., None] + self.alpha_) / (n[..., None] + self.alpha_ + self.beta_), axis=-1)
+
+    def fit_batch(self, n_selected: ArrayLike, n_annotators: ArrayLike, counts: ArrayLike, *,
+                  selection_edges: tuple[float, ...] | None = None, batch_max_iter: int = 300) -> PriorBatch:
+        """Fit every row of ``counts`` (B, N) in one vectorized EM, warm-started
+        from a full fit (a clone of this prior) to the row-mean counts, which
+        also chooses K by BIC when ``n_components`` is None."""
+        lv = to_levels(n_selected, n_annotators, np.atleast_2d(np.asarray(counts, float)))
+        check_identifiable(lv, "beta-mixture prior")
+        pooled = self.unfitted().fit(lv.k, lv.n, lv.counts.mean(axis=0), selection_edges=selection_edges)
+        if lv.counts.shape[0] == 1:
+            return PriorBatch.of([pooled])
+        selection = None
+        if selection_edges is not None:
+            lv, selection, _ = complete_levels(lv, selection_edges)
+        fit = fit_beta_mixture_levels(lv, pooled.weights_, pooled.alpha_, pooled.beta_, max_iter=batch_max_iter,
+                                      tol=self.tol, selection=selection)
+        return PriorBatch(pooled, partial(beta_mixture_cell_mass, fit.weights, fit.alpha, fit.beta),
+                          partial(beta_mixture_level_cell_joint, fit.weights, fit.alpha, fit.beta))
 
     def sample(self, size: int, rng: np.random.Generator) -> np.ndarray:
         """Draw ``size`` selection frequencies: a component by weight, then a Beta draw; shape (size,)."""
@@ -348,30 +369,5 @@ def _fit_restarts(lv: Levels, n_components: int, n_init: int, rng, max_iter: int
                              loglik=fit.loglik[i:i + 1], converged=fit.converged[i:i + 1], n_iter=fit.n_iter)
 
 
-def fit_beta_mixture_batch(lv: Levels, *, n_components: int | None = None, max_iter: int = 300,
-                           tol: float = 1e-7, random_state: int | np.random.Generator | None = 0,
-                           selection_edges: tuple[float, ...] | None = None
-                           ) -> tuple[BetaMixturePrior, BetaMixtureParams | None]:
-    """Fit every batch row of ``lv.counts`` (B, L), warm-started from a full
-    fit to the batch-mean counts (which also chooses K by BIC when None).
-
-    Returns the pooled prior and the batched parameters (None when B = 1: the
-    pooled fit is then the fit).
-    """
-    counts = np.atleast_2d(lv.counts)
-    check_identifiable(Levels(lv.n, lv.k, counts), "beta-mixture prior")
-    pooled = BetaMixturePrior(n_components, random_state=random_state, tol=tol).fit(
-        lv.k, lv.n, counts.mean(axis=0), selection_edges=selection_edges)
-    if counts.shape[0] == 1:
-        return pooled, None
-    selection = None
-    if selection_edges is not None:
-        lv, selection, _ = complete_levels(Levels(lv.n, lv.k, counts), selection_edges)
-        counts = lv.counts
-    fit = fit_beta_mixture_levels(Levels(lv.n, lv.k, counts), pooled.weights_, pooled.alpha_, pooled.beta_,
-                                  max_iter=max_iter, tol=tol, selection=selection)
-    return pooled, fit
-
-
-__all__ = ["BetaMixturePrior", "BetaMixtureParams", "fit_beta_mixture_levels", "fit_beta_mixture_batch",
-           "beta_mixture_cell_mass", "beta_mixture_level_cell_joint"]
+__all__ = ["BetaMixturePrior", "BetaMixtureParams", "fit_beta_mixture_levels", "beta_mixture_cell_mass",
+           "beta_mixture_level_cell_joint"]

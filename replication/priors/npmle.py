@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.exceptions import ConvergenceWarning
 
-from replication.priors._base import (Levels, Selection, SelectionFrequencyPrior, check_identifiable,
-                                      complete_levels, log_binom_pmf)
+from replication.priors._base import (Levels, PriorBatch, Selection, SelectionFrequencyPrior, check_identifiable,
+                                      complete_levels, log_binom_pmf, to_levels)
+from replication.priors.registry import register_prior
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ def fit_npmle_levels(lv: Levels, grid: np.ndarray, weights0: np.ndarray | None =
     """
     counts = np.atleast_2d(np.asarray(lv.counts, float))
     bsz = counts.shape[0]
-    lik = np.exp(log_binom_pmf(lv.n[:, None], lv.k[:, None], grid[None, :]))   # (L, G)
+    lik = np.exp(log_binom_pmf(lv.k[:, None], lv.n[:, None], grid[None, :]))   # (L, G)
     total = counts.sum(axis=1, keepdims=True)
     w = np.full((bsz, len(grid)), 1.0 / len(grid)) if weights0 is None else \
         np.broadcast_to(np.asarray(weights0, float), (bsz, len(grid))).copy()
@@ -110,14 +112,16 @@ def atoms_to_cells(atoms: np.ndarray, weights: np.ndarray, edges: np.ndarray) ->
     return weights @ onehot
 
 
-def atoms_level_cell_joint(atoms: np.ndarray, weights: np.ndarray, n: np.ndarray, k: np.ndarray,
+def atoms_level_cell_joint(atoms: np.ndarray, weights: np.ndarray, n_selected: np.ndarray, n_annotators: np.ndarray,
                            edges: np.ndarray) -> np.ndarray:
     """P(k_l | n_l, s in cell j) P(s in cell j) for discrete priors: atoms (A,),
     weights (..., A), levels (L,) -> (..., L, C)."""
-    lik = np.exp(log_binom_pmf(np.asarray(n)[:, None], np.asarray(k)[:, None], atoms[None, :]))  # (L, A)
+    lik = np.exp(log_binom_pmf(np.asarray(n_selected)[:, None], np.asarray(n_annotators)[:, None],
+                               atoms[None, :]))  # (L, A)
     return np.stack([atoms_to_cells(atoms, weights * lik[l], edges) for l in range(len(lik))], axis=-2)
 
 
+@register_prior("npmle", label="NPMLE", grid_size=201, tol=1e-9)   # a 201-point grid: 0.005 apart
 class NPMLEPrior(SelectionFrequencyPrior):
     """Kiefer-Wolfowitz NPMLE of the selection-frequency distribution.
 
@@ -140,6 +144,8 @@ class NPMLEPrior(SelectionFrequencyPrior):
     converged_ : bool
     n_iter_ : int
     """
+
+    discrete = True
 
     def __init__(self, grid_size: int = 1001, *, max_iter: int = 5000, tol: float = 1e-10):
         self.grid_size = grid_size
@@ -171,39 +177,46 @@ class NPMLEPrior(SelectionFrequencyPrior):
         """Summed atom weights in each cell [edges[j], edges[j+1]], shape (C,)."""
         return atoms_to_cells(self.atoms_, self.weights_, np.asarray(edges, float))
 
-    def level_cell_joint(self, n: np.ndarray, k: np.ndarray, edges: ArrayLike) -> np.ndarray:
+    def level_cell_joint(self, n_selected: np.ndarray, n_annotators: np.ndarray, edges: ArrayLike) -> np.ndarray:
         """P(k_l | n_l, s in cell j) P(s in cell j) for levels (L,), shape (L, C)."""
-        return atoms_level_cell_joint(self.atoms_, self.weights_, n, k, np.asarray(edges, float))
+        return atoms_level_cell_joint(self.atoms_, self.weights_, n_selected, n_annotators, np.asarray(edges, float))
 
-    def _lik(self, n, k) -> np.ndarray:
-        return np.exp(log_binom_pmf(np.asarray(n)[..., None], np.asarray(k)[..., None], self.atoms_))
+    def _lik(self, k, n) -> np.ndarray:
+        return np.exp(log_binom_pmf(np.asarray(k)[..., None], np.asarray(n)[..., None], self.atoms_))
 
-    def _marginal(self, n, k) -> np.ndarray:
-        return self._lik(n, k) @ self.weights_
+    def _marginal(self, n_selected, n_annotators) -> np.ndarray:
+        return self._lik(n_selected, n_annotators) @ self.weights_
 
     def posterior_mean(self, n_selected: ArrayLike, n_annotators: ArrayLike) -> np.ndarray:
         """E[s | k, n] over the atoms, same shape as ``n_selected``."""
-        joint = self._lik(n_annotators, n_selected) * self.weights_
+        joint = self._lik(n_selected, n_annotators) * self.weights_
         return (joint @ self.atoms_) / joint.sum(axis=-1)
+
+    def fit_batch(self, n_selected: ArrayLike, n_annotators: ArrayLike, counts: ArrayLike, *,
+                  selection_edges: tuple[float, ...] | None = None, batch_max_iter: int = 100,
+                  batch_tol: float = 1e-7) -> PriorBatch:
+        """Fit every row of ``counts`` (B, N) on this prior's grid in one
+        vectorized EM, warm-started from the fit (a clone of this prior) to the
+        row-mean counts, mixed with 10% uniform so that no atom is lost."""
+        lv = to_levels(n_selected, n_annotators, np.atleast_2d(np.asarray(counts, float)))
+        check_identifiable(lv, "NPMLE prior")
+        pooled = self.unfitted().fit(lv.k, lv.n, lv.counts.mean(axis=0), selection_edges=selection_edges)
+        if lv.counts.shape[0] == 1:
+            return PriorBatch.of([pooled])
+        grid = np.linspace(0.0, 1.0, int(self.grid_size))
+        start = np.zeros(len(grid))
+        start[np.round(pooled.atoms_ * (len(grid) - 1)).astype(int)] = pooled.weights_
+        selection = None
+        if selection_edges is not None:
+            lv, selection, _ = complete_levels(lv, selection_edges)
+        fit = fit_npmle_levels(lv, grid, 0.9 * start + 0.1 / len(grid), max_iter=batch_max_iter, tol=batch_tol,
+                               selection=selection)
+        return PriorBatch(pooled, partial(atoms_to_cells, grid, fit.weights),
+                          partial(atoms_level_cell_joint, grid, fit.weights))
 
     def sample(self, size: int, rng: np.random.Generator) -> np.ndarray:
         """Draw ``size`` atoms by weight, shape (size,)."""
         return rng.choice(self.atoms_, size=size, p=self.weights_)
 
 
-def fit_npmle_batch(lv: Levels, grid: np.ndarray, start: np.ndarray, *, max_iter: int = 100, tol: float = 1e-7,
-                    selection_edges: tuple[float, ...] | None = None) -> NPMLEParams:
-    """Grid NPMLE of every batch row of ``lv.counts`` (B, L), warm-started from
-    ``start`` (G,) (e.g. the fit to the batch-mean counts) mixed with 10% uniform
-    so that no atom is lost."""
-    counts = np.atleast_2d(lv.counts)
-    check_identifiable(Levels(lv.n, lv.k, counts), "NPMLE prior")
-    selection = None
-    lv = Levels(lv.n, lv.k, counts)
-    if selection_edges is not None:
-        lv, selection, _ = complete_levels(lv, selection_edges)
-    return fit_npmle_levels(lv, grid, 0.9 * start + 0.1 / len(grid), max_iter=max_iter, tol=tol,
-                            selection=selection)
-
-
-__all__ = ["NPMLEPrior", "NPMLEParams", "fit_npmle_levels", "fit_npmle_batch", "atoms_to_cells", "atoms_level_cell_joint"]
+__all__ = ["NPMLEPrior", "NPMLEParams", "fit_npmle_levels", "atoms_to_cells", "atoms_level_cell_joint"]
