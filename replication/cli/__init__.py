@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "evaluate",
     "collect": "collect",
     "verify-dataset": "verify_dataset",
+    "annotate": "annotate",
 }
 
 log = logging.getLogger("replication")

@@ -1,0 +1,73 @@
+"""What an annotator is told about a class: its name(s) and a one-line
+definition (the WordNet gloss, as in Recht et al.'s tasks).
+
+The ImageNet table ships as ``data/imagenet_classes.json``: one entry per
+ILSVRC-2012 class index with its wnid, synonyms and WordNet 3.0 gloss, taken
+from the ImageNetV2 repository's ``data/metadata/class_info.json`` (MIT; the
+glosses are WordNet's). Other class sets come from a file of the same shape,
+or a CSV ``class_id,names,gloss`` (names separated by ``;``).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from replication.errors import InputError
+
+
+@dataclass(frozen=True)
+class ClassDescription:
+    """One class as annotators see it: ``names[0]`` is the main name."""
+
+    class_id: int
+    names: tuple[str, ...]
+    gloss: str
+
+    def to_dict(self) -> dict:
+        """JSON form: ``{"class_id", "names", "gloss"}``."""
+        return {"class_id": self.class_id, "names": list(self.names), "gloss": self.gloss}
+
+
+def _from_records(records: list, source: str) -> dict[int, ClassDescription]:
+    out: dict[int, ClassDescription] = {}
+    for i, rec in enumerate(records, start=1):
+        cid = rec.get("class_id", rec.get("cid")) if isinstance(rec, dict) else None
+        names = rec.get("names", rec.get("synset")) if isinstance(rec, dict) else None
+        if isinstance(names, str):
+            names = [n.strip() for n in names.split(";")]
+        if cid is None or not str(cid).strip().lstrip("-").isdigit() or not names:
+            raise InputError(f"{source}: entry {i} needs a class_id (or cid) and names (or synset)")
+        names = tuple(str(n).strip() for n in names if str(n).strip())
+        cid = int(cid)
+        if cid in out:
+            raise InputError(f"{source}: entry {i}: class_id {cid} given twice")
+        gloss = rec.get("gloss")
+        out[cid] = ClassDescription(cid, names, "" if gloss is None or gloss != gloss else str(gloss).strip())
+    return out
+
+
+def load_class_descriptions(path: str | os.PathLike | None = None) -> dict[int, ClassDescription]:
+    """Class id -> :class:`ClassDescription`: the shipped ImageNet table, or
+    ``path`` (JSON list like ``class_info.json``, or CSV ``class_id,names,gloss``)."""
+    if path is None:
+        text = resources.files("replication.annotate").joinpath("data/imagenet_classes.json").read_text("utf-8")
+        return _from_records(json.loads(text), "imagenet_classes.json")
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: class description file not found")
+    if p.suffix.lower() == ".json":
+        try:
+            records = json.loads(p.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InputError(f"{p}: not valid JSON ({exc})") from None
+        if not isinstance(records, list):
+            raise InputError(f"{p}: expected a JSON list of {{class_id, names, gloss}} entries")
+        return _from_records(records, str(p))
+    from replication.io.tables import read_table, require_columns
+
+    df = read_table(p)
+    require_columns(p, df, ("class_id", "names"))
+    return _from_records(df.to_dict("records"), str(p))
