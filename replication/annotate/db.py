@@ -196,9 +196,13 @@ class Database:
     def _connect(self) -> Any:
         if self.backend == "postgresql":
             try:
-                return self._psycopg.connect(str(self.url), autocommit=True)
+                conn = self._psycopg.connect(str(self.url), autocommit=True)
             except self._psycopg.OperationalError as exc:
                 raise InputError(f"--db: cannot connect to PostgreSQL: {' '.join(str(exc).split())}") from None
+            if conn.info.parameter_status("server_encoding") == b"SQL_ASCII":
+                conn.close()
+                raise InputError("--db: the PostgreSQL database has encoding SQL_ASCII; create it with ENCODING 'UTF8'")
+            return conn
         path = self.url.sqlite_path
         parent = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(parent):

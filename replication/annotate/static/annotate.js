@@ -71,9 +71,28 @@
       grid.appendChild(tile);
     });
     updateCount();
+    layout();
     setFocus(0, false);
     window.scrollTo(0, 0);
   }
+
+  // Largest square tiles that fit the whole task on the screen below the header; when they would be smaller
+  // than MIN_TILE pixels the grid falls back to the stylesheet's columns and the page scrolls.
+  var MIN_TILE = 124, GAP = 10;
+  function layout() {
+    var n = tiles().length;
+    if (!n) return;
+    var width = grid.clientWidth, height = window.innerHeight - document.querySelector(".bar").offsetHeight
+      - document.querySelector(".help").offsetHeight - 36;
+    var best = 0, bestCols = 0;
+    for (var cols = 3; cols <= 16; cols++) {
+      var rows = Math.ceil(n / cols);
+      var size = Math.floor(Math.min((width - GAP * (cols - 1)) / cols, (height - GAP * (rows - 1)) / rows));
+      if (size > best) { best = size; bestCols = cols; }
+    }
+    grid.style.gridTemplateColumns = best >= MIN_TILE ? "repeat(" + bestCols + ", " + best + "px)" : "";
+  }
+  window.addEventListener("resize", layout);
 
   function columns() {
     var t = tiles();
