@@ -24,19 +24,22 @@ from eval_fixtures import jpeg_bytes, photo
 from replication.annotate.plan import Plan, PlanSettings, build_plan, validate_images
 
 
-def image_table(root: Path, classes=(0, 1, 2, 3), n_ref: int = 10, n_cand: int = 30,
+def image_table(root: Path, classes=(0, 1, 2, 3), n_ref: int = 10, n_cand: int = 30, n_control: int = 0,
                 reference: str = "imagenet-val", candidates: str = "candidates") -> pd.DataFrame:
-    """Real JPEG files under ``root`` and their table ``dataset, image_id, class_id, path``."""
+    """Real JPEG files under ``root`` and their table ``dataset, image_id, class_id, path``.
+    With ``n_control`` > 0 it adds that many control-only images per class
+    (dataset ``controls``) and a ``role`` column (reference images ``both``)."""
     rows = []
     for cls in classes:
-        for ds, n in ((reference, n_ref), (candidates, n_cand)):
+        for ds, n, role in ((reference, n_ref, "both"), (candidates, n_cand, "label"), ("controls", n_control, "control")):
             for i in range(n):
                 path = root / ds / str(cls) / f"{ds[:3]}{cls}_{i}.jpg"
                 if not path.exists():
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_bytes(jpeg_bytes(photo(zlib.crc32(f'{ds}/{cls}/{i}'.encode()), size=(16, 12))))
-                rows.append((ds, f"{ds[:3]}{cls}_{i}", cls, str(path)))
-    return pd.DataFrame(rows, columns=["dataset", "image_id", "class_id", "path"])
+                    path.write_bytes(jpeg_bytes(photo(zlib.crc32(f"{ds}/{cls}/{i}".encode()), size=(16, 12))))
+                rows.append((ds, f"{ds[:3]}{cls}_{i}", cls, str(path), role))
+    table = pd.DataFrame(rows, columns=["dataset", "image_id", "class_id", "path", "role"])
+    return table if n_control else table.drop(columns="role")
 
 
 def make_plan(root: Path, settings: PlanSettings = PlanSettings(annotators=3), **table_kw) -> tuple[Plan, Path]:
