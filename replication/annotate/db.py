@@ -95,22 +95,37 @@ SCHEMA = (
 )
 
 
-class DatabaseURL(str):
+class DatabaseURL:
     """A database URL: ``sqlite:///PATH`` or ``postgresql://...``.
 
     ``os.fspath`` gives the SQLite file (and ``""`` for PostgreSQL), so the
     command line's path checks see the database file like any other path.
     """
 
+    def __init__(self, text: str):
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"DatabaseURL({self.text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DatabaseURL) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
     @property
     def backend(self) -> str:
         """``sqlite`` or ``postgresql``."""
-        return "postgresql" if self.startswith(("postgresql://", "postgres://")) else "sqlite"
+        return "postgresql" if self.text.startswith(("postgresql://", "postgres://")) else "sqlite"
 
     @property
     def sqlite_path(self) -> str:
         """The SQLite database file (``sqlite:///x.db`` -> ``x.db``, ``sqlite:////abs/x.db`` -> ``/abs/x.db``)."""
-        return self[len("sqlite:///"):]
+        return self.text[len("sqlite:///"):]
 
     def __fspath__(self) -> str:
         return self.sqlite_path if self.backend == "sqlite" else ""
@@ -174,7 +189,7 @@ class Database:
         How long a SQLite writer waits for another to finish.
     """
 
-    def __init__(self, url: str, *, busy_timeout_s: float = 30.0):
+    def __init__(self, url: str | DatabaseURL, *, busy_timeout_s: float = 30.0):
         self.url = url if isinstance(url, DatabaseURL) else database_url(url)
         self.busy_timeout_s = busy_timeout_s
         self._local = threading.local()

