@@ -46,22 +46,26 @@ class ServerProcess:
     """``replication annotate serve`` in its own process (so it can be killed with SIGKILL)."""
 
     def __init__(self, plan_dir: Path, db_url: str, admin_token: str = "admin-secret", port: int | None = None):
+        import tempfile
+
         self.plan_dir, self.db_url, self.admin_token = plan_dir, db_url, admin_token
         self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
+        self.log = Path(tempfile.mkstemp(prefix="annotate-serve-", suffix=".log")[1])  # the server's output
 
     def start(self, timeout: float = 60) -> "ServerProcess":
         import requests
 
         env = {**os.environ, "PYTHONPATH": str(REPO), "REPLICATION_ANNOTATE_ADMIN_TOKEN": self.admin_token}
-        self.proc = subprocess.Popen([sys.executable, "-m", "replication", "annotate", "serve", "--plan",
-                                      str(self.plan_dir), "--db", self.db_url, "--port", str(self.port)],
-                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        with open(self.log, "a") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "replication", "annotate", "serve", "--plan",
+                                          str(self.plan_dir), "--db", self.db_url, "--port", str(self.port)],
+                                         env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited: {self.proc.stdout.read()}")
+                raise RuntimeError(f"the server exited: {self.log.read_text()[-2000:]}")
             try:
                 if requests.get(f"{self.base}/healthz", timeout=1).ok:
                     return self
@@ -75,13 +79,14 @@ class ServerProcess:
         self.proc.wait(timeout=30)
 
     def stop(self) -> None:
-        """Terminate (SIGKILL if it does not stop)."""
+        """Terminate (SIGKILL if it does not stop) and remove the log."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
+        self.log.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -246,8 +251,11 @@ def run_loop(workdir: Path, cfg: LoopConfig = LoopConfig(), db_url: str | None =
         truth = {f"/img/{store.image_key(secret, no)}": (c, s)
                  for no, c, s in zip(plan_images["image_no"], plan_images["class_id"], true_s)}
         t1 = time.perf_counter()
-        _vote([SimulatedAnnotator(server.base, tokens[n], truth, n.startswith("careless"), cfg.negative_rate,
-                                  zlib.crc32(n.encode())) for n in names], cfg.concurrent)
+        try:
+            _vote([SimulatedAnnotator(server.base, tokens[n], truth, n.startswith("careless"), cfg.negative_rate,
+                                      zlib.crc32(n.encode())) for n in names], cfg.concurrent)
+        except Exception as exc:
+            raise RuntimeError(f"{exc}; the server said: {server.log.read_text()[-3000:]}") from None
         http_s = time.perf_counter() - t1
     finally:
         server.stop()

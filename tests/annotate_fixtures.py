@@ -4,24 +4,27 @@ server process on a free port."""
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import zlib
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO, missing
 from eval_fixtures import jpeg_bytes, photo
 
 from replication.annotate.plan import Plan, PlanSettings, build_plan, validate_images
+
+_spec = importlib.util.spec_from_file_location("annotate_e2e", REPO / "benchmarks" / "annotate_e2e.py")
+annotate_e2e = sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(annotate_e2e)
+#: the server process and port helpers the benchmarks use too
+ServerProcess, free_port = annotate_e2e.ServerProcess, annotate_e2e.free_port
 
 
 def image_table(root: Path, classes=(0, 1, 2, 3), n_ref: int = 10, n_cand: int = 30, n_control: int = 0,
@@ -47,13 +50,6 @@ def make_plan(root: Path, settings: PlanSettings = PlanSettings(annotators=3), *
     plan = build_plan(validate_images(image_table(root / "images", **table_kw)), settings)
     plan.write(root / "plan")
     return plan, root / "plan"
-
-
-def free_port() -> int:
-    """A port of 127.0.0.1 that is free now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _pg_bin(name: str) -> str | None:
@@ -116,49 +112,3 @@ def db_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'votes.db'}"
     return request.getfixturevalue("postgres_server")()
-
-
-class ServerProcess:
-    """``replication annotate serve`` in its own process (so it can be killed with SIGKILL)."""
-
-    def __init__(self, plan_dir: Path, db_url: str, admin_token: str = "admin-secret", port: int | None = None):
-        self.plan_dir, self.db_url, self.admin_token = plan_dir, db_url, admin_token
-        self.port = port or free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 60) -> "ServerProcess":
-        import requests
-
-        env = {**os.environ, "PYTHONPATH": str(REPO), "REPLICATION_ANNOTATE_ADMIN_TOKEN": self.admin_token}
-        self.proc = subprocess.Popen([sys.executable, "-m", "replication", "annotate", "serve", "--plan",
-                                      str(self.plan_dir), "--db", self.db_url, "--port", str(self.port)],
-                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited: {self.proc.stdout.read()}")
-            try:
-                if requests.get(f"{self.base}/healthz", timeout=1).ok:
-                    return self
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        raise RuntimeError("the server did not start in time")
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown handler runs."""
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-def bernoulli_answers(n: int, p: np.ndarray, rng: np.random.Generator) -> list[int]:
-    """Positions selected by an annotator who selects position i with probability p[i]."""
-    return [int(i) for i in np.flatnonzero(rng.random(n) < p)]

@@ -5,19 +5,12 @@ selection; ``replication bias`` recovers the simulated truth. A study of
 calibration size runs in ``benchmarks/annotate_e2e.py``."""
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from annotate_fixtures import annotate_e2e as e2e
 from conftest import require_module
-
-_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "annotate_e2e.py"
-_spec = importlib.util.spec_from_file_location("annotate_e2e", _SCRIPT)
-e2e = sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)  # dataclasses look it up
-_spec.loader.exec_module(e2e)
 
 #: README calibration table: betabinomial gap RMSE with 10 annotators, 2500 replication images (true shift 0.11)
 CALIBRATION_RMSE, CALIBRATION_REPLICATION = 1.62, 2500

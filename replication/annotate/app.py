@@ -149,7 +149,8 @@ def create_app(settings: Settings) -> FastAPI:
         response.headers.setdefault("Content-Security-Policy", _CSP)
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers.setdefault("Cache-Control", "no-store")
+        static = request.url.path.startswith("/static/")
+        response.headers.setdefault("Cache-Control", "public, max-age=3600" if static else "no-store")
         return response
 
     def get_service(request: Request) -> AnnotationService:
