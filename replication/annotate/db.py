@@ -250,13 +250,16 @@ class Database:
             with conn.transaction():
                 yield Transaction(conn, self.backend)
             return
+        if conn.in_transaction:  # left open by a failed COMMIT: never build on it
+            conn.execute("ROLLBACK")
         conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
             yield Transaction(conn, self.backend)
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
 
     def create_schema(self) -> None:
         """Create the tables and indexes (idempotent)."""
