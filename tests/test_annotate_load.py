@@ -1,7 +1,7 @@
 """Many annotators at once against a real server process, killed with SIGKILL
 in the middle and restarted: no acknowledged vote lost, none duplicated, no
 image over- or under-assigned, and the run completes. On SQLite and on
-PostgreSQL. (A bigger run: ``benchmarks/annotate_load.py``.)"""
+PostgreSQL. (A bigger concurrent run: ``benchmarks/annotate_e2e.py --concurrent``.)"""
 from __future__ import annotations
 
 import threading

@@ -17,6 +17,7 @@ token is in the URL) and ``Cache-Control: no-store``.
 
 import contextlib
 import os
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,6 +173,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     def page(name: str, status: int = 200, **context) -> HTMLResponse:
         return HTMLResponse(templates.get_template(name).render(**context), status_code=status)
+
+    @app.exception_handler(sqlite3.OperationalError)
+    async def busy(request: Request, exc: sqlite3.OperationalError):
+        return JSONResponse({"detail": "the server is busy; try again in a moment"}, status_code=503)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):

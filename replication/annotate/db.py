@@ -13,7 +13,8 @@ The database enforces the invariants, not the application:
 
 SQLite runs in WAL mode with ``synchronous=FULL`` and a busy timeout; write
 transactions start with ``BEGIN IMMEDIATE`` so concurrent writers wait for
-each other instead of failing. Connections are per thread.
+each other instead of failing, and the writers of one process queue on a lock
+first. Connections are per thread.
 
 URLs: ``sqlite:///PATH`` (a plain path means SQLite too) or
 ``postgresql://user@host:port/db`` (any libpq URL, e.g.
@@ -195,6 +196,9 @@ class Database:
         self._local = threading.local()
         self._all: list[Any] = []
         self._lock = threading.Lock()
+        #: SQLite writers of this process queue here rather than in SQLite's busy handler, which polls (up to
+        #: every 100 ms) and can starve a writer for longer than the busy timeout when many threads write
+        self._writer = threading.Lock()
         if self.url.backend == "postgresql":
             import psycopg
 
@@ -250,16 +254,22 @@ class Database:
             with conn.transaction():
                 yield Transaction(conn, self.backend)
             return
-        if conn.in_transaction:  # left open by a failed COMMIT: never build on it
-            conn.execute("ROLLBACK")
-        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        if write and not self._writer.acquire(timeout=self.busy_timeout_s):
+            raise sqlite3.OperationalError("database is locked (too many writers waiting)")
         try:
-            yield Transaction(conn, self.backend)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
+            if conn.in_transaction:  # left open by a failed COMMIT: never build on it
                 conn.execute("ROLLBACK")
-            raise
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield Transaction(conn, self.backend)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        finally:
+            if write:
+                self._writer.release()
 
     def create_schema(self) -> None:
         """Create the tables and indexes (idempotent)."""
