@@ -54,7 +54,7 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
         self.log = Path(tempfile.mkstemp(prefix="annotate-serve-", suffix=".log")[1])  # the server's output
 
-    def start(self, timeout: float = 60) -> "ServerProcess":
+    def start(self, timeout: float = 180) -> "ServerProcess":
         import requests
 
         env = {**os.environ, "PYTHONPATH": str(REPO), "REPLICATION_ANNOTATE_ADMIN_TOKEN": self.admin_token}
@@ -67,9 +67,9 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the server exited: {self.log.read_text()[-2000:]}")
             try:
-                if requests.get(f"{self.base}/healthz", timeout=1).ok:
+                if requests.get(f"{self.base}/healthz", timeout=5).ok:
                     return self
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or busy loading the plan
                 time.sleep(0.1)
         raise RuntimeError("the server did not start in time")
 

@@ -136,7 +136,7 @@ def _store(db: Database, annotator_id: str, assignment_id: str, nonce: str, sele
     with db.transaction() as tx:
         row = tx.one("SELECT annotator_id, task_id, nonce, status FROM assignments WHERE assignment_id = ?",
                      (assignment_id,))
-        if row is None or not hmac.compare_digest(row[0], annotator_id):
+        if row is None or not hmac.compare_digest(row[0].encode(), annotator_id.encode()):
             raise AssignmentError(403, "this task was not handed to you")
         owner, task_id, expected_nonce, status = row
         if not hmac.compare_digest(expected_nonce.encode(), str(nonce).encode()):
