@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -143,7 +143,6 @@ class ImportReport:
     workers: int = 0
     skipped_rejected: int = 0
     skipped_known: int = 0
-    notes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         """Readable summary lines."""
@@ -152,7 +151,7 @@ class ImportReport:
             out.append(f"skipped {self.skipped_rejected} rejected assignment(s)")
         if self.skipped_known:
             out.append(f"skipped {self.skipped_known} assignment(s) imported before")
-        return out + self.notes
+        return out
 
 
 def read_results(path: str | os.PathLike) -> pd.DataFrame:
@@ -180,7 +179,6 @@ def import_results(db: Database, plan: Plan, results: pd.DataFrame, path: str | 
     imported before are skipped, so a re-downloaded file can be imported again."""
     from replication.annotate.store import load_plan
 
-    load_plan(db, plan)
     df = results.reset_index(drop=True)
     report = ImportReport()
     status = df["AssignmentStatus"].str.strip()
@@ -207,8 +205,8 @@ def import_results(db: Database, plan: Plan, results: pd.DataFrame, path: str | 
             _fail(path, np.arange(len(df)) == i, f"Answer.selected {text!r} is not comma-separated positions "
                                                  f"0..{int(sizes.get(t, 1)) - 1} of task {t}")
         selections.append(picked)
-    times = np.array([parse_submit_time(s) if "SubmitTime" in df and s else None
-                      for s in (df["SubmitTime"] if "SubmitTime" in df else [""] * len(df))], dtype=object)
+    stamps = df["SubmitTime"] if "SubmitTime" in df else pd.Series("", index=df.index)
+    times = [parse_submit_time(s) if s else None for s in stamps]
     if "SubmitTime" in df:
         _fail(path, np.array([t is None for t in times]) & keep,
               "SubmitTime is not a time (MTurk's 'Wed Jan 10 12:34:56 PST 2024' or ISO 8601 with a zone)")
@@ -217,6 +215,7 @@ def import_results(db: Database, plan: Plan, results: pd.DataFrame, path: str | 
     ids = [f"{source}:{a.strip()}" for a in df["AssignmentId"]]
     workers = [f"{source}:{w.strip()}" for w in df["WorkerId"]]
     now = time.time()
+    load_plan(db, plan)  # every row checked: now the database
     try:
         with db.transaction() as tx:
             known = {r[0] for r in tx.all("SELECT assignment_id FROM assignments WHERE assignment_id LIKE ?",

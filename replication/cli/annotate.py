@@ -318,7 +318,7 @@ def run_select(args: argparse.Namespace) -> int:
     import numpy as np
 
     from replication.annotate.plan import read_images
-    from replication.annotate.select import link_folder, select_replication
+    from replication.annotate.select import REPLICATION_IDS, link_folder, select_replication
     from replication.errors import InputError
     from replication.io import read_table, write_table
 
@@ -328,7 +328,7 @@ def run_select(args: argparse.Namespace) -> int:
                                       candidates=args.candidates, replication=args.replication, rule=args.rule,
                                       per_class=args.per_class, rng=np.random.default_rng(args.seed),
                                       min_annotators=args.min_annotators, path=args.annotations)
-    replication = table["dataset"].iat[-1] if len(drawn) else args.replication
+    replication = args.replication or REPLICATION_IDS[args.rule]
     if args.images_out:
         link_folder(drawn, read_images(args.images), args.images_out)
     write_table(args.out, table)
