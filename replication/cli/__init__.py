@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "collect": "collect",
     "verify-dataset": "verify_dataset",
     "annotate": "annotate",
+    "import-annotations": "import_annotations",
 }
 
 log = logging.getLogger("replication")
