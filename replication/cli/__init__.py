@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "verify-dataset": "verify_dataset",
     "annotate": "annotate",
     "import-annotations": "import_annotations",
+    "design": "design",
 }
 
 log = logging.getLogger("replication")
