@@ -225,3 +225,28 @@ def reference_report(reference_dir: str | os.PathLike, out_dir: str | os.PathLik
                "frequencies were never published. Accuracies are top-1 in percent on the figures and fractions "
                "in the JSON."),
         figures=figs, files=files, command=f"replication report --reference {reference_dir} --out {out_dir}")
+
+
+def add_design_section(report: Report, design: str | os.PathLike, out_dir: str | os.PathLike) -> Report:
+    """Append the study-design section to ``report``: the table of ``replication
+    design``'s JSON ``design``, its recommendation as a headline number, and its
+    precision-against-cost figure (``out_dir/figures/``, written with the page)."""
+    from replication.design.figure import figure_outputs
+    from replication.design.results import design_table, read_design
+    from replication.figures._provenance import file_record
+
+    data = read_design(design)
+    files = figure_outputs(data, Path(out_dir) / "figures")
+    png, _, meta = files.values()
+    report.files.update(files)
+    report.figures.append(ReportFigure(meta["figure"], png, meta))
+    rec = data["recommended"]
+    report.headline_numbers["recommended study design"] = (
+        "none meets the criteria" if rec is None else
+        f"{rec['annotators']} annotators, {rec['reference_images']:,} reference / {rec['replication_images']:,} "
+        f"replication images from a pool of {rec['pool_images']:,} ({rec['votes']:,} votes), {rec['method']}")
+    table = design_table(data).drop(columns=["error"])
+    report.tables.append(("Planning a replication: simulated designs (bias, RMSE, interval width in points; "
+                          f"coverage in %; {data['scenario'].get('source', '')})", table, POINTS))
+    report.inputs.append(file_record(design))
+    return report

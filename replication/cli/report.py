@@ -19,19 +19,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("report"), help="output folder (default: ./report)")
     add_seed(p, "seed of the simulated study (without --reference; default 0)")
     add_bootstrap(p, None, "bootstrap replicates of the simulated study (default: the demo's)")
-    p.set_defaults(func=run, path_roles=PathRoles(inputs=("--reference",), output_dirs=("--out",)))
+    p.add_argument("--design", type=Path, default=None, metavar="FILE",
+                   help="add the study-design section of this `replication design` JSON")
+    p.set_defaults(func=run, path_roles=PathRoles(inputs=("--reference", "--design"), output_dirs=("--out",)))
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``replication report`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
-    from replication.demo import DEMO_BOOTSTRAP, run_demo
-    from replication.report import REPORT_NAME, reference_report
+    from replication.demo import DEMO_BOOTSTRAP, demo_report, run_demo
+    from replication.report import REPORT_NAME, add_design_section, reference_report
 
     start = time.perf_counter()
+    if args.design is not None:
+        from replication.design.results import read_design
+
+        read_design(args.design)  # a bad design file fails before any work
     if args.reference is not None:
-        path = reference_report(args.reference, args.out).write(args.out / REPORT_NAME)
+        report = reference_report(args.reference, args.out)
+        if args.design is not None:
+            add_design_section(report, args.design, args.out)
+        path = report.write(args.out / REPORT_NAME)
     else:  # the demo's study, written as `replication demo` writes it
         bootstrap = DEMO_BOOTSTRAP if args.bootstrap is None else args.bootstrap
-        path = run_demo(args.out, args.seed, n_bootstrap=bootstrap)["paths"]["report_html"]
+        demo = run_demo(args.out, args.seed, n_bootstrap=bootstrap)
+        path = demo["paths"]["report_html"]
+        if args.design is not None:  # the demo's page again, with the design section
+            report = demo_report(args.out, demo["study"], demo["results"], demo["table"])
+            path = add_design_section(report, args.design, args.out).write(path)
     print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - start:.1f} s")
     return 0

@@ -1,12 +1,16 @@
 """The outcome of a design study: the contract JSON, a table, the recommendation."""
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from replication.design.simulation import DesignOutcome, MethodOutcome, outcome_dict
+from replication.design.simulation import DesignOutcome, outcome_dict
+from replication.errors import InputError
 from replication.summary import Summary
 
 
@@ -76,7 +80,7 @@ class DesignResults:
         return {"annotators": d.annotators, "reference_images": d.reference_images,
                 "replication_images": d.replication_images, "pool_images": d.pool_images, "classes": d.classes,
                 "votes": d.votes, "cost": d.cost(self.price_per_vote),
-                "replication_images_drawn": o.replication_drawn, "true_gap": o.true_gap, "seconds": o.seconds,
+                "replication_images_drawn": o.replication_drawn, "true_gap": o.true_gap,
                 "methods": {m: {**outcome_dict(r),
                                 "meets_criteria": r.meets(c.target_ci_width, c.max_bias, c.min_coverage)}
                             for m, r in o.methods.items()}}
@@ -118,22 +122,13 @@ class DesignResults:
                 "notes": self.notes()}
 
     def table(self) -> pd.DataFrame:
-        """One row per (design, method): sizes, votes, cost, and bias, RMSE,
-        interval width (points) and coverage (percent) with Monte-Carlo SEs."""
-        rows = []
-        for o in self.outcomes:
-            d = o.design
-            for m, r in o.methods.items():
-                rows.append({"annotators": d.annotators, "reference": d.reference_images,
-                             "replication": d.replication_images, "pool": d.pool_images, "votes": d.votes,
-                             "cost": d.cost(self.price_per_vote), "method": m, **_points(r),
-                             "meets": r.meets(self.criteria.target_ci_width, self.criteria.max_bias,
-                                              self.criteria.min_coverage)})
-        return pd.DataFrame(rows)
+        """:func:`design_table` of :meth:`to_dict`."""
+        return design_table(self.to_dict())
 
     def summary(self) -> Summary:
         """The table as text (statsmodels style), with the scenario and the notes."""
         t = self.table()
+        t["meets"] = t["meets"].astype(bool)
         text = pd.DataFrame({
             "n": t["annotators"], "reference": t["reference"].map("{:,}".format),
             "replication": t["replication"].map("{:,}".format), "pool": t["pool"].map("{:,}".format),
@@ -163,10 +158,21 @@ class DesignResults:
                        table=text.set_index("n"), notes=notes)
 
 
-def _points(r: MethodOutcome) -> dict:
-    return {"bias": 100 * r.bias, "bias_se": 100 * r.bias_se, "rmse": 100 * r.rmse, "rmse_se": 100 * r.rmse_se,
-            "ci_width": 100 * r.ci_width, "ci_width_se": 100 * r.ci_width_se, "coverage": 100 * r.coverage,
-            "coverage_se": 100 * r.coverage_se, "studies": r.studies, "error": r.error}
+def design_table(data: dict) -> pd.DataFrame:
+    """One row per (design, method) of a design JSON (:meth:`DesignResults.to_dict`):
+    sizes, votes, cost, and bias, RMSE and interval width in percentage points and
+    coverage in percent, each with its Monte-Carlo SE; ``meets``: meets the criteria."""
+    rows = []
+    for d in data["designs"]:
+        for m, r in d["methods"].items():
+            value = {k: np.nan if r.get(k) is None else 100 * r[k]
+                     for k in ("bias", "bias_se", "rmse", "rmse_se", "ci_width", "ci_width_se", "coverage",
+                               "coverage_se")}
+            rows.append({"annotators": d["annotators"], "reference": d["reference_images"],
+                         "replication": d["replication_images"], "pool": d["pool_images"], "votes": d["votes"],
+                         "cost": d["cost"], "method": m, **value, "studies": r["studies"],
+                         "meets": r["meets_criteria"], "error": r["error"]})
+    return pd.DataFrame(rows)
 
 
 def _pm(value: pd.Series, se: pd.Series, decimals: int, sign: bool = False) -> pd.Series:
@@ -174,3 +180,18 @@ def _pm(value: pd.Series, se: pd.Series, decimals: int, sign: bool = False) -> p
     spec = f"{'+' if sign else ''}.{decimals}f"
     return pd.Series(["" if not np.isfinite(v) else format(v, spec) + ("" if not np.isfinite(e) else
                       f" ± {e:.{decimals}f}") for v, e in zip(value, se)], index=value.index)
+
+
+def read_design(path: str | os.PathLike) -> dict:
+    """A ``replication design`` JSON, checked for the contract keys (InputError otherwise)."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{p}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{p}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("designs"), list) or "recommended" not in data \
+            or "criteria" not in data:
+        raise InputError(f"{p}: not the JSON of `replication design` (needs designs, recommended, criteria)")
+    return data

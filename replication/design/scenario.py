@@ -6,9 +6,10 @@ A :class:`Scenario` comes from a simulator preset (:meth:`Scenario.from_preset`)
 or from pilot votes (:meth:`Scenario.from_pilot`): the reference prior is
 fitted to the pilot's reference images; the pool prior to its replication
 images (selection-aware, as the deconvolution does) when it has any, else it
-is assumed; accuracy curves f(s) are fitted to the pilot's correctness when
-given (monotone step curves, :func:`replication.deconvolution.fit_monotone_curves`),
-else assumed. Every scenario lists what was measured and what was assumed.
+is assumed; each model's accuracy curve f(s) is fitted to the pilot's
+correctness when given (the simulator's probit form, by maximum likelihood
+over the posterior of s), else assumed. Every scenario lists what was
+measured and what was assumed.
 """
 from __future__ import annotations
 
@@ -18,19 +19,19 @@ from typing import Protocol
 
 import numpy as np
 import pandas as pd
-from scipy import special
+from scipy import optimize, special
 
-from replication.deconvolution import cell_edges, fit_monotone_curves
+from replication.deconvolution import cell_edges
 from replication.errors import FitError, InputError
 from replication.io.tables import model_columns
 from replication.priors import BetaMixturePrior
 from replication.priors._base import normalize_rows
 from replication.simulate import SimulationConfig, accuracy_curve, model_curves
 
-#: cells of [0, 1] for the fitted curves and for the population truth
+#: cells of [0, 1] for fitting the curves, and for the population truth
 CURVE_CELLS = 100
 TRUTH_CELLS = 4000
-#: a probability this close to 0 or 1 is clipped before the probit shift
+#: probabilities are kept this far from 0 and 1 in the curves' log-likelihood
 _CLIP = 1e-9
 
 
@@ -71,22 +72,6 @@ class ProbitCurves:
     def __call__(self, s: np.ndarray, shift: float = 0.0) -> np.ndarray:
         """P(correct) of every model at each s, shape (len(s), M)."""
         return accuracy_curve(np.asarray(s, float), self.curves, self.pivot, shift)
-
-
-@dataclass(frozen=True)
-class StepCurves:
-    """Monotone step curves f_m on cells of [0, 1]; ``shift`` acts in probit units
-    (P = Phi(Phi^-1(f_m(s)) - shift), as in the simulator)."""
-
-    values: np.ndarray    # (M, C)
-
-    def __call__(self, s: np.ndarray, shift: float = 0.0) -> np.ndarray:
-        """P(correct) of every model at each s, shape (len(s), M)."""
-        cells = self.values.shape[1]
-        p = self.values[:, np.minimum((np.asarray(s, float) * cells).astype(np.int64), cells - 1)].T
-        if shift == 0.0:
-            return p
-        return special.ndtr(special.ndtri(np.clip(p, _CLIP, 1 - _CLIP)) - shift)
 
 
 @dataclass(frozen=True)
@@ -186,9 +171,10 @@ class Scenario:
             assumed.append(f"accuracy curves f(s): the {len(models)} probit curves of preset {assume!r} "
                            "(give --pilot-correct to fit them)")
         else:
-            models, curve_fn = pilot_curves(ref, correctness, ref_prior, path)
-            measured.append(f"accuracy curves f(s): monotone step curves of {len(models)} models fitted to the "
-                            f"pilot's {reference} images")
+            curve_fn = pilot_curves(ref, correctness, ref_prior, config.pivot, path)
+            models = tuple(curve_fn.curves.index)
+            measured.append(f"accuracy curves f(s): probit curves of {len(models)} models fitted to the pilot's "
+                            f"{reference} images (extrapolated below the s they reach)")
         shift_value = config.shift if shift is None else float(shift)
         assumed.append(f"true shift: {shift_value:g} probit units on replication images "
                        f"({'--shift' if shift is not None else f'preset {assume!r}'})")
@@ -218,26 +204,38 @@ def _fit_prior(df: pd.DataFrame, selection_edges, random_state: int, what: str) 
         raise FitError(f"{what}: {exc}") from None
 
 
-def pilot_curves(ref: pd.DataFrame, correctness: pd.DataFrame, prior: BetaMixturePrior,
-                 path: str) -> tuple[tuple[str, ...], StepCurves]:
-    """Monotone f(s) per model from the pilot's reference images: the observed share
-    correct at each (n, k) level against the posterior of s under the reference prior,
-    with each curve's mean under the prior equal to the model's pilot accuracy."""
+def pilot_curves(ref: pd.DataFrame, correctness: pd.DataFrame, prior: BetaMixturePrior, pivot: float,
+                 path: str) -> ProbitCurves:
+    """Each model's probit curve P(correct | s) = Phi(a + b (s - pivot)), b >= 0 (the
+    simulator's family), fitted by maximum likelihood to the pilot's reference
+    images: an image at level (n, k) is correct with probability
+    E[Phi(a + b (s - pivot)) | k, n] under the reference prior. The form
+    extrapolates the curve below the s that reference images reach."""
     models = model_columns(correctness)
     merged = ref.merge(correctness, on=["dataset", "image_id"], how="left", indicator=True, suffixes=("", "_cor"))
     missing = (merged["_merge"] == "left_only").to_numpy()
     if missing.any():
         first = ", ".join(merged.loc[missing, "image_id"].head(3))
         raise InputError(f"{path}: {int(missing.sum())} pilot image(s) have no correctness row (first: {first})")
-    n, k = merged["n_annotators"].to_numpy(), merged["n_selected"].to_numpy()
-    levels, level = np.unique(np.stack([n, k], axis=1), axis=0, return_inverse=True)
+    levels, level = np.unique(merged[["n_annotators", "n_selected"]].to_numpy(), axis=0, return_inverse=True)
     level = level.reshape(-1)
-    onehot = np.zeros((len(merged), len(levels)))
-    onehot[np.arange(len(merged)), level] = 1.0
-    correct = merged[models].to_numpy(float)
+    count = np.bincount(level, minlength=len(levels)).astype(float)
+    correct = np.stack([np.bincount(level, weights=merged[m].to_numpy(float), minlength=len(levels))
+                        for m in models], axis=1)                                        # (L, M)
     edges = cell_edges(CURVE_CELLS)
-    posterior = normalize_rows(prior.level_cell_joint(levels[:, 0], levels[:, 1], edges))
-    share = onehot.mean(axis=0)
-    values = fit_monotone_curves(posterior, onehot.T @ correct / len(merged), share, prior.cell_mass(edges),
-                                 correct.mean(axis=0))
-    return tuple(models), StepCurves(np.clip(values, 0.0, 1.0))
+    x = (edges[1:] + edges[:-1]) / 2 - pivot
+    posterior = normalize_rows(prior.level_cell_joint(levels[:, 0], levels[:, 1], edges))  # (L, C)
+
+    def negloglik(theta: np.ndarray, c: np.ndarray) -> float:
+        p = np.clip(posterior @ special.ndtr(theta[0] + theta[1] * x), _CLIP, 1 - _CLIP)
+        return -float(c @ np.log(p) + (count - c) @ np.log1p(-p))
+
+    params = []
+    for j in range(len(models)):  # a loop over models (tens), two parameters each
+        start = [special.ndtri(np.clip(correct[:, j].sum() / count.sum(), 0.01, 0.99)), 1.0]
+        fit = optimize.minimize(negloglik, start, args=(correct[:, j],), method="L-BFGS-B",
+                                bounds=[(-10.0, 10.0), (0.0, 50.0)])
+        params.append(fit.x)
+    params = np.array(params)
+    return ProbitCurves(pd.DataFrame({"intercept": params[:, 0], "slope": params[:, 1]},
+                                     index=pd.Index(models, name="model")), pivot)
