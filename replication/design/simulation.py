@@ -32,6 +32,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 from scipy import special
+from threadpoolctl import threadpool_limits
 
 from replication.bootstrap import resample_counts
 from replication.design.grid import Design
@@ -84,10 +85,13 @@ class DesignOutcome:
 
 
 def _level_sums(weights: np.ndarray, k: np.ndarray, correct: np.ndarray, n_levels: int) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted image counts (R, L) and correct counts (R, L) per level k."""
-    onehot = np.zeros((len(k), n_levels))
-    onehot[np.arange(len(k)), k] = 1.0
-    return weights @ onehot, weights @ (onehot * correct[:, None])
+    """Weighted image counts (R, L) and correct counts (R, L) per level k, from
+    image weights (R, N) (one bincount; no BLAS threads on a busy machine)."""
+    rows = weights.shape[0]
+    index = (np.arange(rows)[:, None] * n_levels + k[None, :]).ravel()
+    count = np.bincount(index, weights=weights.ravel(), minlength=rows * n_levels)
+    right = np.bincount(index, weights=(weights * correct[None, :]).ravel(), minlength=rows * n_levels)
+    return count.reshape(rows, n_levels), right.reshape(rows, n_levels)
 
 
 def _weights(strata: np.ndarray, n_bootstrap: int, rng: np.random.Generator) -> np.ndarray:
@@ -172,23 +176,24 @@ def evaluate_design(design: Design, scenario: Scenario, methods: Sequence[str], 
                     confidence_level: float = 0.95) -> DesignOutcome:
     """Simulate ``design`` and score every method. The random stream depends on
     ``seed`` and the design only, so results do not depend on the order or the
-    process in which designs run."""
+    process in which designs run. BLAS runs single-threaded: designs run in parallel."""
     start = time.perf_counter()
     rng = np.random.default_rng([int(seed), *design.key])
-    table, drawn = simulate_tables(design, scenario, n_studies, n_bootstrap, rng)
-    truth = scenario.true_mean_gap()
-    reference = table.reference_accuracy()[..., 0]
     outcomes = {}
-    for m in methods:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                adjusted = METHODS[m](table, **dict((method_options or {}).get(m, {}))).accuracy[..., 0]
-        except FitError as exc:
-            outcomes[m] = MethodOutcome(error=str(exc))
-            continue
-        gap = reference - adjusted
-        outcomes[m] = score(gap[:, 0], gap[:, 1:], truth, confidence_level)
+    with threadpool_limits(1):  # one design per core: BLAS threads would only fight over the cores
+        table, drawn = simulate_tables(design, scenario, n_studies, n_bootstrap, rng)
+        truth = scenario.true_mean_gap()
+        reference = table.reference_accuracy()[..., 0]
+        for m in methods:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    adjusted = METHODS[m](table, **dict((method_options or {}).get(m, {}))).accuracy[..., 0]
+            except FitError as exc:
+                outcomes[m] = MethodOutcome(error=str(exc))
+                continue
+            gap = reference - adjusted
+            outcomes[m] = score(gap[:, 0], gap[:, 1:], truth, confidence_level)
     return DesignOutcome(design, truth, float(drawn.mean()), outcomes, time.perf_counter() - start)
 
 
