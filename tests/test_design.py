@@ -114,7 +114,7 @@ def _design(run, tmp_path, *extra, name="d.json"):
 
 def test_design_cli_contract_json(run, tmp_path):
     code, stdout, err, out = _design(run, tmp_path, "--jobs", 1, "--price-per-vote", 0.05, "--max-bias", 0.99,
-                                     "--target-ci-width", 0.5, "--figures", tmp_path / "fig")
+                                     "--target-ci-width", 0.5, "--min-coverage", 0, "--figures", tmp_path / "fig")
     assert code == 0, err
     data = json.loads(out.read_text())
     assert len(data["designs"]) == 2
@@ -134,9 +134,23 @@ def test_design_cli_contract_json(run, tmp_path):
         "design_precision_cost.json", "design_precision_cost.pdf", "design_precision_cost.png"]
     # seeded: two processes give the very same file
     code, _, err, out2 = _design(run, tmp_path, "--jobs", 2, "--price-per-vote", 0.05, "--max-bias", 0.99,
-                                 "--target-ci-width", 0.5, name="d2.json")
+                                 "--target-ci-width", 0.5, "--min-coverage", 0, name="d2.json")
     assert code == 0, err
     assert out2.read_text() == out.read_text()
+
+
+def test_recommendation_needs_coverage():
+    """A narrow interval that misses the truth is not recommended (default
+    --min-coverage 0.85), however cheap; with 0 it would be."""
+    from replication.design import Criteria, DesignOutcome, DesignResults, MethodOutcome
+
+    cheap, dear = Design(5, 1000, 500, 6000, classes=50), Design(10, 1000, 500, 6000, classes=50)
+    narrow_but_wrong = MethodOutcome(bias=0.005, rmse=0.005, ci_width=0.002, coverage=0.0, studies=16)
+    honest = MethodOutcome(bias=0.001, rmse=0.003, ci_width=0.012, coverage=0.94, studies=16)
+    outs = [DesignOutcome(cheap, 0.036, 500.0, {"naive": narrow_but_wrong}),
+            DesignOutcome(dear, 0.036, 500.0, {"naive": narrow_but_wrong, "betabinomial": honest})]
+    assert DesignResults(outs, Criteria(0.03, 0.01), 1.0, {}).recommended() == (outs[1], "betabinomial")
+    assert DesignResults(outs, Criteria(0.03, 0.01, 0.0), 1.0, {}).recommended() == (outs[0], "naive")
 
 
 def test_design_says_when_no_design_meets_the_targets(run, tmp_path):

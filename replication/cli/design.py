@@ -60,8 +60,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="largest acceptable 95%%-interval width of the mean adjusted gap, a fraction (default 0.03)")
     p.add_argument("--max-bias", type=float, default=0.01, metavar="X",
                    help="largest acceptable |bias| of the mean adjusted gap, a fraction (default 0.01)")
-    p.add_argument("--min-coverage", type=float, default=0.0, metavar="X",
-                   help="smallest acceptable coverage of the 95%% interval, a fraction (default 0: not required)")
+    p.add_argument("--min-coverage", type=float, default=0.85, metavar="X",
+                   help="smallest acceptable coverage of the 95%% interval over the simulated studies, a fraction "
+                        "(default 0.85: a method whose interval misses the truth is not recommended however "
+                        "narrow; 0 turns this off)")
     p.add_argument("--price-per-vote", type=float, default=1.0, metavar="X",
                    help="money per vote; cost = votes x price (default 1: cost in votes)")
     p.add_argument("--jobs", type=int, default=None, help="local processes (default: every core)")

@@ -18,8 +18,9 @@ TITLE = "Study designs: precision against cost, per method"
 def draw_design(data: dict) -> tuple[Figure, dict]:
     """Left: expected 95%-interval width of the mean adjusted gap against votes;
     right: |bias| against votes (log axes; |bias| below 0.01 points drawn at 0.01).
-    One colour per method; filled markers meet the criteria; the dashed lines
-    are the targets; the star marks the recommended design."""
+    One colour per method; filled markers meet the criteria (width, bias and
+    coverage); the dashed lines are the width and bias targets; the star marks
+    the recommended design."""
     methods = list(dict.fromkeys(m for d in data["designs"] for m in d["methods"]))
     crit = data["criteria"]
     fig, axes = new_figure(1, 2, width=9.0, height=3.8)
@@ -79,8 +80,8 @@ def render_design_figure(data: dict) -> tuple[bytes, bytes, dict]:
         plt.close(fig)
     source = data.get("scenario", {}).get("source", "")
     caption = (f"Simulated studies of each design ({source}): the expected 95%-interval width and |bias| of the "
-               "mean adjusted gap against the votes it costs. Filled: the method meets both criteria (dashed); "
-               "star: the recommended design.")
+               "mean adjusted gap against the votes it costs. Filled: the method meets the criteria (width and "
+               "|bias| targets dashed, and coverage); star: the recommended design.")
     return png, pdf, describe(NAME, TITLE, "replication design",
                               {"numbers": numbers, "caption": caption, "simulated": True, "inputs": []})
 

@@ -21,7 +21,7 @@ class Criteria:
 
     target_ci_width: float = 0.03
     max_bias: float = 0.01
-    min_coverage: float = 0.0
+    min_coverage: float = 0.85
 
     def __str__(self) -> str:
         cov = f", coverage >= {100 * self.min_coverage:.0f}%" if self.min_coverage > 0 else ""
