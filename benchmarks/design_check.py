@@ -149,11 +149,11 @@ def agreement(args) -> str:
                     continue
                 for q, scale, unit in (("bias", 100, "pts"), ("rmse", 100, "pts"), ("ci_width", 100, "pts"),
                                        ("coverage", 100, "%")):
-                    diff = des[q] - std[q]
-                    z = diff / np.hypot(des[f"{q}_se"], std[f"{q}_se"])
+                    se = np.hypot(des[f"{q}_se"], std[f"{q}_se"])
+                    z = f"{(des[q] - std[q]) / se:+.1f}" if se > 0 else ("0" if des[q] == std[q] else "inf")
                     extra = f"{readme:+.2f}" if q == "bias" and readme is not None else ""
                     lines.append(f"| {n} | {m} | {q} ({unit}) | {scale * std[q]:.2f} ± {scale * std[f'{q}_se']:.2f} | "
-                                 f"{scale * des[q]:.2f} ± {scale * des[f'{q}_se']:.2f} | {z:+.1f} | {extra} |")
+                                 f"{scale * des[q]:.2f} ± {scale * des[f'{q}_se']:.2f} | {z} | {extra} |")
     return "\n".join(lines)
 
 

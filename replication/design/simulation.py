@@ -108,9 +108,9 @@ def simulate_tables(design: Design, scenario: Scenario, n_studies: int, n_bootst
     of the second axis: the study itself) over the levels (n, 0..n), and the
     number of replication images each study's pool gave, shape (n_studies,).
     """
-    n, n_levels, per = design.annotators, design.annotators + 1, design.classes
-    ref_class = np.repeat(np.arange(per), design.reference_images // per)
-    pool_class = np.repeat(np.arange(per), design.pool_images // per)
+    n, n_levels, classes = design.annotators, design.annotators + 1, design.classes
+    ref_class = np.repeat(np.arange(classes), design.reference_images // classes)
+    pool_class = np.repeat(np.arange(classes), design.pool_images // classes)
     shape = (n_studies, n_bootstrap + 1)
     ref_count, rep_count = np.empty(shape + (n_levels,)), np.empty(shape + (n_levels,))
     ref_correct, rep_correct = np.empty(shape + (1,)), np.empty(shape + (n_levels, 1))
@@ -123,7 +123,7 @@ def simulate_tables(design: Design, scenario: Scenario, n_studies: int, n_bootst
         with warnings.catch_warnings():  # a short pool is recorded in `drawn`, not warned about per study
             warnings.simplefilter("ignore", ShortSampleWarning)
             chosen = matched_frequency(k_ref / n, ref_class, k_pool / n, pool_class,
-                                       design.replication_images // per, rng, edges=EDGES, min_annotators=None)
+                                       design.replication_images // classes, rng, edges=EDGES, min_annotators=None)
         drawn[i] = len(chosen)
         counts, correct = _level_sums(_weights(ref_class, n_bootstrap, rng), k_ref,
                                       scenario.mean_correct(s_ref, rng), n_levels)
