@@ -169,17 +169,19 @@ def test_design_ray_backend_gives_the_same_designs(run, tmp_path):
     assert remote.read_text() == local.read_text()
 
 
-@pytest.mark.parametrize("args,what", [
-    (["--target-ci-width", "3"], "--target-ci-width is a fraction"),
-    (["--max-bias", "-0.1"], "--max-bias is a fraction"),
-    (["--reference-images", "1010"], "not a positive multiple of the 50 classes"),
-    (["--studies", "1"], "--studies must be >= 2"),
-    (["--pool-prior", "2"], "--pool-prior: expected two positive Beta parameters"),
-    (["--methods", "magic"], "unknown method(s) magic"),
+@pytest.mark.parametrize("args,code,what", [
+    (["--target-ci-width", "3"], 2, "argument --target-ci-width: must lie strictly between 0 and 1"),
+    (["--max-bias", "-0.1"], 2, "argument --max-bias: must be >= 0"),
+    (["--max-bias", "2"], 1, "--max-bias is a fraction"),
+    (["--studies", "1"], 2, "argument --studies: must be >= 2"),
+    (["--bootstrap", "1"], 1, "--bootstrap must be >= 2"),
+    (["--reference-images", "1010"], 1, "not a positive multiple of the 50 classes"),
+    (["--pool-prior", "2"], 1, "--pool-prior: expected two positive Beta parameters"),
+    (["--methods", "magic"], 1, "unknown method(s) magic"),
 ])
-def test_design_bad_input(run, tmp_path, args, what):
-    code, _, err, out = _design(run, tmp_path, *args)
-    assert code == 1 and len(err.strip().splitlines()) == 1 and what in err, err
+def test_design_bad_input(run, tmp_path, args, code, what):
+    got, _, err, out = _design(run, tmp_path, *args)
+    assert got == code and len(err.strip().splitlines()) == 1 and what in err, err
     assert not out.exists()
 
 
@@ -227,7 +229,8 @@ def test_report_design_section(tmp_path, run):
     code, _, err, out = _design(run, tmp_path, "--jobs", 1)
     assert code == 0, err
     report = add_design_section(Report("t", "intro"), out, tmp_path / "report")
-    html = report.to_html()
+    assert not (tmp_path / "report").exists()                # written with the page, all or none
+    html = report.write(tmp_path / "report/report.html").read_text()
     assert "Planning a replication: simulated designs" in html and "recommended study design" in html
     assert 'alt="design_precision_cost"' in html and "data:image/png;base64," in html
     assert (tmp_path / "report/figures/design_precision_cost.png").read_bytes() == report.figures[0].png

@@ -6,6 +6,8 @@ import argparse
 import os
 import time
 
+from replication.cli.args import (add_bootstrap, add_seed, finite_float, integer_in, nonnegative_float,
+                                  positive_int, probability)
 from replication.cli.paths import PathRoles
 
 
@@ -42,31 +44,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--assume-preset", default="engstrom2020", metavar="NAME",
                    help="with --pilot: the preset that supplies what the pilot does not measure (default engstrom2020)")
     p.add_argument("--pool-prior", metavar="A,B", help="assume Beta(A, B) true selection frequencies in the candidate pool")
-    p.add_argument("--shift", type=float, help="true shift in probit units (default: the preset's)")
-    p.add_argument("--models", type=int, help="number of simulated models (preset curves; default the preset's)")
+    p.add_argument("--shift", type=finite_float, help="true shift in probit units (default: the preset's)")
+    p.add_argument("--models", type=positive_int,
+                   help="number of simulated models (preset curves; default the preset's)")
     p.add_argument("--annotators", default="5,10,20", help="annotators per image to try (default 5,10,20)")
     p.add_argument("--reference-images", default="10000,20000", help="reference images to try (default 10000,20000)")
     p.add_argument("--replication-images", default="10000", help="replication images to try (default 10000)")
     p.add_argument("--pool-images", default="6x,12x",
                    help="candidate pool sizes: numbers, or multiples of the replication images like 12x (default 6x,12x)")
-    p.add_argument("--classes", type=int, default=1000, help="classes; images split equally (default 1000)")
+    p.add_argument("--classes", type=positive_int, default=1000, help="classes; images split equally (default 1000)")
     p.add_argument("--methods", help="comma-separated methods (default: all)")
-    p.add_argument("--jackknife-d", type=int, default=1, metavar="D", help="annotators dropped by the jackknife (default 1)")
-    p.add_argument("--studies", type=int, default=16, help="simulated studies per design (default 16)")
-    p.add_argument("--bootstrap", type=int, default=10, metavar="B",
-                   help="bootstrap replicates per simulated study (default 10; see the README)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--target-ci-width", type=float, default=0.03, metavar="X",
+    p.add_argument("--jackknife-d", type=positive_int, default=1, metavar="D",
+                   help="annotators dropped by the jackknife (default 1)")
+    p.add_argument("--studies", type=integer_in(2), default=16, help="simulated studies per design (default 16)")
+    add_bootstrap(p, 10, "bootstrap replicates per simulated study, at least 2 (see the README)")
+    add_seed(p)
+    p.add_argument("--target-ci-width", type=probability, default=0.03, metavar="X",
                    help="largest acceptable 95%%-interval width of the mean adjusted gap, a fraction (default 0.03)")
-    p.add_argument("--max-bias", type=float, default=0.01, metavar="X",
+    p.add_argument("--max-bias", type=nonnegative_float, default=0.01, metavar="X",
                    help="largest acceptable |bias| of the mean adjusted gap, a fraction (default 0.01)")
-    p.add_argument("--min-coverage", type=float, default=0.85, metavar="X",
+    p.add_argument("--min-coverage", type=nonnegative_float, default=0.85, metavar="X",
                    help="smallest acceptable coverage of the 95%% interval over the simulated studies, a fraction "
                         "(default 0.85: a method whose interval misses the truth is not recommended however "
                         "narrow; 0 turns this off)")
-    p.add_argument("--price-per-vote", type=float, default=1.0, metavar="X",
+    p.add_argument("--price-per-vote", type=nonnegative_float, default=1.0, metavar="X",
                    help="money per vote; cost = votes x price (default 1: cost in votes)")
-    p.add_argument("--jobs", type=int, default=None, help="local processes (default: every core)")
+    p.add_argument("--jobs", type=positive_int, default=None, help="local processes (default: every core)")
     p.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="local processes, or one Ray task per design (default local)")
     p.add_argument("--address", help="Ray cluster address (default: start a local one)")
@@ -76,17 +79,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                                   output_dirs=("--figures",)))
 
 
-def _fraction(flag: str, value: float, *, positive: bool) -> float:
+def _fraction(flag: str, value: float) -> float:
     from replication.errors import InputError
 
-    if not (0 < value < 1 if positive else 0 <= value <= 1):
-        raise InputError(f"{flag} is a fraction ({'0 < X < 1' if positive else '0 <= X <= 1'}), got {value:g}")
+    if value > 1:
+        raise InputError(f"{flag} is a fraction (0 <= X <= 1), got {value:g}")
     return float(value)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``replication design`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
-    from replication.cli import require_nonnegative
     from replication.cli.bias import _selection_edges
     from replication.design import Criteria, DesignResults, Scenario, design_grid, run_designs
     from replication.design.figure import figure_outputs
@@ -100,16 +102,10 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     methods = check_methods(args.methods or ",".join(METHODS))
-    criteria = Criteria(_fraction("--target-ci-width", args.target_ci_width, positive=True),
-                        _fraction("--max-bias", args.max_bias, positive=False),
-                        _fraction("--min-coverage", args.min_coverage, positive=False))
-    if args.price_per_vote < 0:
-        raise InputError(f"--price-per-vote must be >= 0, got {args.price_per_vote:g}")
-    for flag in ("--studies", "--bootstrap"):
-        value = getattr(args, flag[2:])
-        require_nonnegative(flag, value)
-        if value < 2:
-            raise InputError(f"{flag} must be >= 2 (intervals and Monte-Carlo errors need two), got {value}")
+    criteria = Criteria(args.target_ci_width, _fraction("--max-bias", args.max_bias),
+                        _fraction("--min-coverage", args.min_coverage))
+    if args.bootstrap < 2:
+        raise InputError(f"--bootstrap must be >= 2 (an interval needs two replicates), got {args.bootstrap}")
     if args.pilot_correct and not args.pilot:
         raise InputError("--pilot-correct needs --pilot")
     pool_prior = None
