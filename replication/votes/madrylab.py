@@ -78,14 +78,12 @@ class MadryLabVotes:
         class_id = None
         if "wnid" in df.columns:
             _fail(path, df["wnid"].isna().to_numpy(), "wnid is empty")
-            wnid = df["wnid"].astype(str).to_numpy(object)
-            check_constant(path, wnid, codes, first, "wnid", key_of_row)
+            check_constant(path, df["wnid"].astype(str).to_numpy(object), codes, first, "wnid", key_of_row)
             class_id = wnid_class_ids(path, df["wnid"])[first]
 
-        dataset = labels.to_numpy(object)[first]
-        ann = annotation_table(pd.Series(dataset).map(DATASETS).to_numpy(object),
-                               file_stems(pd.Series(uniques)).to_numpy(object),
-                               np.bincount(codes), np.bincount(codes, weights=selected), class_id)
+        dataset = pd.Series(labels.to_numpy(object)[first]).map(DATASETS).to_numpy(object)
+        image_id = file_stems(pd.Series(uniques)).to_numpy(object)
+        ann = annotation_table(dataset, image_id, np.bincount(codes), np.bincount(codes, weights=selected), class_id)
         check_unique_images(path, ann, "image keys")
 
         dropped = []
@@ -103,8 +101,7 @@ class MadryLabVotes:
                 values = binary_column(path, df, m)
                 check_constant(path, values, codes, first, m, key_of_row)
                 columns[m[len(CORRECT_PREFIX):]] = values[first]
-            meta = {"dataset": pd.Series(dataset).map(DATASETS).to_numpy(object),
-                    "image_id": file_stems(pd.Series(uniques)).to_numpy(object)}
+            meta = {"dataset": dataset, "image_id": image_id}
             if class_id is not None:
                 meta["label"] = class_id
             correctness = pd.concat([pd.DataFrame(meta), pd.DataFrame(columns)], axis=1)
