@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from replication.design.simulation import DesignOutcome, outcome_dict
+from replication.design.simulation import DesignOutcome, MethodOutcome, outcome_dict
 from replication.errors import InputError
 from replication.summary import Summary
 
@@ -22,6 +22,11 @@ class Criteria:
     target_ci_width: float = 0.03
     max_bias: float = 0.01
     min_coverage: float = 0.85
+
+    def met_by(self, r: MethodOutcome) -> bool:
+        """Whether a method's expected interval width, |bias| and coverage meet the criteria."""
+        return (r.error is None and r.studies > 0 and r.ci_width <= self.target_ci_width
+                and abs(r.bias) <= self.max_bias and r.coverage >= self.min_coverage)
 
     def __str__(self) -> str:
         cov = f", coverage >= {100 * self.min_coverage:.0f}%" if self.min_coverage > 0 else ""
@@ -57,7 +62,7 @@ class DesignResults:
         best = None
         for o in self.outcomes:
             for m, r in o.methods.items():
-                if r.meets(self.criteria.target_ci_width, self.criteria.max_bias, self.criteria.min_coverage):
+                if self.criteria.met_by(r):
                     key = (o.design.votes, r.rmse, o.design.key)
                     if best is None or key < best[0]:
                         best = (key, o, m)
@@ -76,13 +81,11 @@ class DesignResults:
 
     def _design_dict(self, o: DesignOutcome) -> dict:
         d = o.design
-        c = self.criteria
         return {"annotators": d.annotators, "reference_images": d.reference_images,
                 "replication_images": d.replication_images, "pool_images": d.pool_images, "classes": d.classes,
                 "votes": d.votes, "cost": d.cost(self.price_per_vote),
                 "replication_images_drawn": o.replication_drawn, "true_gap": o.true_gap,
-                "methods": {m: {**outcome_dict(r),
-                                "meets_criteria": r.meets(c.target_ci_width, c.max_bias, c.min_coverage)}
+                "methods": {m: {**outcome_dict(r), "meets_criteria": self.criteria.met_by(r)}
                             for m, r in o.methods.items()}}
 
     def notes(self) -> list[str]:
@@ -99,7 +102,7 @@ class DesignResults:
         rec = self.recommended()
         if rec is None:
             lines.append(f"no design in the grid meets {self.criteria} with any method: enlarge the grid "
-                         "(more annotators or images) or relax --target-ci-width / --max-bias")
+                         "(more annotators or images) or relax --target-ci-width, --max-bias or --min-coverage")
         else:
             o, m = rec
             r = o.methods[m]
@@ -152,7 +155,7 @@ class DesignResults:
                 ("criteria (*)", str(self.criteria)), ("price per vote", f"{self.price_per_vote:g}")]
         notes = [f"measured: {m}" for m in self.scenario.get("measured", [])]
         notes += [f"assumed: {a}" for a in self.scenario.get("assumed", [])]
-        notes += ["gaps, bias, RMSE and interval widths in percentage points (+- Monte-Carlo SE over the "
+        notes += ["gaps, bias, RMSE and interval widths in percentage points (± Monte-Carlo SE over the "
                   "simulated studies); votes = annotators x (reference + pool images)", *self.notes()]
         return Summary("Replication study designs: the mean adjusted gap per method", info=info,
                        table=text.set_index("n"), notes=notes)

@@ -66,11 +66,6 @@ class MethodOutcome:
     failed: int = 0
     error: str | None = None
 
-    def meets(self, target_ci_width: float, max_bias: float, min_coverage: float = 0.0) -> bool:
-        """Whether the expected interval width, |bias| and coverage meet the targets."""
-        return (self.error is None and self.studies > 0 and self.ci_width <= target_ci_width
-                and abs(self.bias) <= max_bias and self.coverage >= min_coverage)
-
 
 @dataclass(frozen=True)
 class DesignOutcome:
