@@ -195,7 +195,7 @@ def test_design_bad_pilot(run, tmp_path):
     code, _, err = run("design", "--preset", "engstrom2021", "--json", out)
     assert code == 1 and "unknown preset 'engstrom2021'" in err
     code, _, err = run("design", "--preset", "engstrom2020", "--pilot-correct", pilot, "--json", out)
-    assert code == 1 and "--pilot-correct needs --pilot" in err
+    assert code == 1 and "--pilot-correct: only with --pilot" in err
     assert not out.exists()
 
 

@@ -106,8 +106,13 @@ def run(args: argparse.Namespace) -> int:
                         _fraction("--min-coverage", args.min_coverage))
     if args.bootstrap < 2:
         raise InputError(f"--bootstrap must be >= 2 (an interval needs two replicates), got {args.bootstrap}")
-    if args.pilot_correct and not args.pilot:
-        raise InputError("--pilot-correct needs --pilot")
+    if not args.pilot:
+        given = [flag for flag, value in (("--pilot-correct", args.pilot_correct), ("--reference", args.reference),
+                                          ("--replication", args.replication),
+                                          ("--selection-edges", args.selection_edges),
+                                          ("--assume-preset", args.assume_preset != "engstrom2020")) if value]
+        if given:
+            raise InputError(f"{', '.join(given)}: only with --pilot (a preset fixes the whole scenario)")
     pool_prior = None
     if args.pool_prior:
         try:
