@@ -14,11 +14,7 @@ from typing import Iterable, Sequence
 
 from replication.errors import InputError
 
-#: the default grid: ImageNet-scale studies (1000 classes)
-DEFAULT_ANNOTATORS = (5, 10, 20)
-DEFAULT_REFERENCE_IMAGES = (10_000, 20_000)
-DEFAULT_REPLICATION_IMAGES = (5_000, 10_000)
-DEFAULT_POOL = ("6x", "12x")
+#: ImageNet's classes
 DEFAULT_CLASSES = 1000
 
 
@@ -81,10 +77,8 @@ def parse_pool(values: Iterable[str]) -> list[tuple[float, bool]]:
     return out
 
 
-def design_grid(annotators: Sequence[int] = DEFAULT_ANNOTATORS,
-                reference_images: Sequence[int] = DEFAULT_REFERENCE_IMAGES,
-                replication_images: Sequence[int] = DEFAULT_REPLICATION_IMAGES,
-                pool: Sequence[str] = DEFAULT_POOL, classes: int = DEFAULT_CLASSES) -> list[Design]:
+def design_grid(annotators: Sequence[int], reference_images: Sequence[int], replication_images: Sequence[int],
+                pool: Sequence[str], classes: int = DEFAULT_CLASSES) -> list[Design]:
     """Every combination of the given values, validated, without repeats, sorted."""
     if int(classes) < 1:
         raise InputError(f"classes must be >= 1, got {classes}")
