@@ -141,7 +141,8 @@ def test_design_cli_contract_json(run, tmp_path):
 
 def test_recommendation_needs_coverage():
     """A narrow interval that misses the truth is not recommended (default
-    --min-coverage 0.85), however cheap; with 0 it would be."""
+    --min-coverage 0.85), however cheap; with 0 it would be. Nor is a design
+    whose pool cannot give its replication images."""
     from replication.design import Criteria, DesignOutcome, DesignResults, MethodOutcome
 
     cheap, dear = Design(5, 1000, 500, 6000, classes=50), Design(10, 1000, 500, 6000, classes=50)
@@ -151,6 +152,9 @@ def test_recommendation_needs_coverage():
             DesignOutcome(dear, 0.036, 500.0, {"naive": narrow_but_wrong, "betabinomial": honest})]
     assert DesignResults(outs, Criteria(0.03, 0.01), 1.0, {}).recommended() == (outs[1], "betabinomial")
     assert DesignResults(outs, Criteria(0.03, 0.01, 0.0), 1.0, {}).recommended() == (outs[0], "naive")
+    short = [outs[0], DesignOutcome(dear, 0.036, 480.0, outs[1].methods)]   # the pool gives 96% of the images
+    res = DesignResults(short, Criteria(0.03, 0.01), 1.0, {})
+    assert res.recommended() is None and any("not recommended" in line for line in res.notes())
 
 
 def test_design_says_when_no_design_meets_the_targets(run, tmp_path):

@@ -14,6 +14,10 @@ from replication.errors import InputError
 from replication.summary import Summary
 
 
+#: share of its replication images a design's pool must give on average to be recommended
+MIN_DRAWN = 0.99
+
+
 @dataclass(frozen=True)
 class Criteria:
     """What a recommended design must reach with at least one method (fractions):
@@ -58,9 +62,13 @@ class DesignResults:
     def recommended(self) -> tuple[DesignOutcome, str] | None:
         """The cheapest design (fewest votes; then the smallest RMSE) with a method
         that meets the criteria, and that method (the smallest RMSE among those
-        that do); None when no design does."""
+        that do); None when no design does. A design whose pool gives fewer than
+        :data:`MIN_DRAWN` of its replication images is not a candidate (Recht et
+        al.'s sampler marks such a set invalid)."""
         best = None
         for o in self.outcomes:
+            if o.replication_drawn < MIN_DRAWN * o.design.replication_images:
+                continue
             for m, r in o.methods.items():
                 if self.criteria.met_by(r):
                     key = (o.design.votes, r.rmse, o.design.key)
@@ -98,7 +106,9 @@ class DesignResults:
             if o.replication_drawn < 0.995 * o.design.replication_images:
                 lines.append(f"{o.design.label()}: the pool gave only {o.replication_drawn:,.0f} of "
                              f"{o.design.replication_images:,} replication images on average (too few "
-                             "candidates in the high-frequency bins)")
+                             "candidates in the high-frequency bins)"
+                             + ("; not recommended" if o.replication_drawn < MIN_DRAWN * o.design.replication_images
+                                else ""))
         rec = self.recommended()
         if rec is None:
             lines.append(f"no design in the grid meets {self.criteria} with any method: enlarge the grid "
