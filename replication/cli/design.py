@@ -94,9 +94,10 @@ def run(args: argparse.Namespace) -> int:
     from replication.design.figure import figure_outputs
     from replication.errors import InputError
     from replication.estimators import METHODS
-    from replication.estimators.results import SELECTION_AWARE, check_methods
+    from replication.estimators.results import check_methods
     from replication.io import check_writable, load_annotations, load_correctness, write_outputs
     from replication.io.tables import check_dataset_ids
+    from replication.priors import PRIORS
     from replication.sampling import EDGES, SELECTION_EDGES
     from replication.study import DEFAULT_REFERENCE, DEFAULT_REPLICATION
 
@@ -145,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         scenario = Scenario.from_preset(args.preset, n_models=args.models, shift=args.shift, pool_prior=pool_prior,
                                         seed=args.seed)
         source = f"preset {args.preset}"
-    options = {m: {"selection_edges": EDGES} for m in SELECTION_AWARE if m in methods}
+    options = {m: {"selection_edges": EDGES} for m in methods if m in PRIORS}
     if "jackknife" in methods:
         options["jackknife"] = {"d": args.jackknife_d}
     outcomes = run_designs(designs, scenario, methods, n_studies=args.studies, n_bootstrap=args.bootstrap,

@@ -224,7 +224,8 @@ def pilot_curves(ref: pd.DataFrame, correctness: pd.DataFrame, prior: BetaMixtur
                         for m in models], axis=1)                                        # (L, M)
     edges = cell_edges(CURVE_CELLS)
     x = (edges[1:] + edges[:-1]) / 2 - pivot
-    posterior = normalize_rows(prior.level_cell_joint(levels[:, 0], levels[:, 1], edges))  # (L, C)
+    posterior = normalize_rows(prior.level_cell_joint(n_selected=levels[:, 1], n_annotators=levels[:, 0],
+                                                      edges=edges))                        # (L, C)
 
     def negloglik(theta: np.ndarray, c: np.ndarray) -> float:
         p = np.clip(posterior @ special.ndtr(theta[0] + theta[1] * x), _CLIP, 1 - _CLIP)

@@ -39,6 +39,7 @@ from replication.design.grid import Design
 from replication.design.scenario import Scenario
 from replication.errors import FitError
 from replication.estimators import METHODS
+from replication.priors import PRIORS
 from replication.sampling import EDGES, ShortSampleWarning, matched_frequency
 from replication.study import LevelTable
 
@@ -180,10 +181,13 @@ def evaluate_design(design: Design, scenario: Scenario, methods: Sequence[str], 
         truth = scenario.true_mean_gap()
         reference = table.reference_accuracy()[..., 0]
         for m in methods:
+            options = dict((method_options or {}).get(m, {}))
+            if m in PRIORS:  # the deconvolution's random starts come from this design's stream
+                options["random_state"] = rng
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    adjusted = METHODS[m](table, **dict((method_options or {}).get(m, {}))).accuracy[..., 0]
+                    adjusted = METHODS[m](table, **options).accuracy[..., 0]
             except FitError as exc:
                 outcomes[m] = MethodOutcome(error=str(exc))
                 continue
