@@ -23,7 +23,7 @@ def draw_design(data: dict) -> tuple[Figure, dict]:
     the recommended design."""
     methods = list(dict.fromkeys(m for d in data["designs"] for m in d["methods"]))
     crit = data["criteria"]
-    fig, axes = new_figure(1, 2, width=9.0, height=3.8)
+    fig, axes = new_figure(1, 2, width=9.0, height=4.2)
     numbers = {"methods": {}, "criteria": crit, "recommended": data.get("recommended")}
     rec = data.get("recommended")
     for j, (ax, key, label, target) in enumerate(zip(
@@ -52,7 +52,8 @@ def draw_design(data: dict) -> tuple[Figure, dict]:
             axis.set_minor_formatter(ticker.FuncFormatter(fmt))
         ax.set_xlabel("votes, millions (annotators x (reference + pool images))")
         ax.set_ylabel(label)
-    axes[0, 0].legend(loc="best")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels))
     fig.suptitle(TITLE)
     return fig, numbers
 
