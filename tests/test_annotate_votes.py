@@ -120,3 +120,36 @@ def test_votes_table_checks():
         count_votes(mixed)
     with pytest.raises(InputError, match="level must be one of"):
         count_votes(votes, level="worker")
+
+
+@pytest.mark.parametrize("extra, level, threshold", [((), "annotator", 0.7),
+                                                     (("--qc", "submission", "--min-control-accuracy", "0.75"),
+                                                      "submission", 0.75),
+                                                     (("--min-control-accuracy", "0"), "annotator", 0.0)])
+def test_import_annotations_from_a_votes_table(tmp_path, run, extra, level, threshold):
+    """``import-annotations --source votes`` counts a votes file through the same quality control
+    as ``annotate export``: compared with the plain-Python recount, and what it dropped is said."""
+    votes = _votes(3).replace({"dataset": {"ref": "imagenet-val", "ds": "imagenetv2-matched-frequency"}})
+    votes.to_csv(tmp_path / "votes.csv", index=False)
+    code, out, err = run("import-annotations", "--source", "votes", "--path", tmp_path / "votes.csv",
+                         "--out", tmp_path / "ann.parquet", *extra)
+    assert code == 0, err
+    got = pd.read_parquet(tmp_path / "ann.parquet")
+    expected = _recount(votes, threshold, level)
+    assert {(r.dataset, r.image_id): (r.n_annotators, r.n_selected) for r in got.itertuples()} == expected
+    assert "control votes: controls count only for quality control" in out
+    if threshold > 0:
+        assert "votes on images to label: cast by" in out and "quality control: dropped" in out
+
+
+def test_import_annotations_votes_refuses_bad_tables(tmp_path, run):
+    votes = _votes(0)
+    votes.loc[5, "selected"] = 2
+    votes.to_csv(tmp_path / "votes.csv", index=False)
+    code, _, err = run("import-annotations", "--source", "votes", "--path", tmp_path / "votes.csv",
+                       "--out", tmp_path / "ann.csv")
+    assert code == 1 and "row 6" in err and "selected is not 0 or 1" in err
+    assert not (tmp_path / "ann.csv").exists()
+    code, _, err = run("import-annotations", "--source", "cleanlab", "--qc", "none", "--path", tmp_path / "votes.csv",
+                       "--out", tmp_path / "ann.csv")
+    assert code == 1 and "--qc does not apply to --source cleanlab" in err

@@ -17,6 +17,7 @@ import argparse
 import os
 import sys
 
+from replication.cli.args import unit_interval
 from replication.cli.paths import PathRoles
 
 
@@ -98,7 +99,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--votes-out", metavar="FILE", help="also write the votes table (one row per vote)")
     a.add_argument("--qc", choices=("annotator", "submission", "none"), default="annotator",
                    help="what fails the controls: whole annotators (default), single submissions, or nothing")
-    a.add_argument("--min-control-accuracy", type=float, default=None, metavar="X",
+    a.add_argument("--min-control-accuracy", type=unit_interval, default=None, metavar="X",
                    help="share of control answers that must be right (default 0.7)")
     a.add_argument("--qc-out", metavar="FILE", help="write the quality-control report (JSON)")
     a.set_defaults(func=run_export, path_roles=PathRoles(inputs=("--db",), outputs=("--out", "--votes-out", "--qc-out")))

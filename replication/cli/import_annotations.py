@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import inspect
 
+from replication.cli.args import unit_interval
 from replication.cli.paths import PathRoles
 from replication.votes import SOURCES
 
 #: importer option -> the flag that sets it
-_OPTIONS = {"trust_pickle": "--trust-pickle", "labels": "--labels", "exclude_models": "--exclude-models"}
+_OPTIONS = {"trust_pickle": "--trust-pickle", "labels": "--labels", "exclude_models": "--exclude-models",
+            "qc": "--qc", "min_control_accuracy": "--min-control-accuracy"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="madrylab: Engstrom et al. 2020's vote DataFrame (torch.save file, or Parquet/CSV); "
                         "real: ImageNet-ReaL's raters.npz (or its folder), with --labels; cleanlab: "
                         "imagenet_mturk.json; imagenet-multilabel: Tsipras et al.'s "
-                        "annotations_classify_task.pkl, or its per-image CSV")
+                        "annotations_classify_task.pkl, or its per-image CSV; votes: the votes table of "
+                        "'replication annotate export --votes-out' (or any table in that format)")
     p.add_argument("--path", required=True, help="the source's file (or folder, for real)")
     p.add_argument("--out", required=True, metavar="FILE", help="annotations table to write (CSV or Parquet)")
     p.add_argument("--correct-out", metavar="FILE",
@@ -35,6 +38,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exclude-models", metavar="NAMES",
                    help="madrylab: leave out models whose name contains any of these comma-separated strings "
                         "(Engstrom et al. leave out swsl_,ssl_,ig_: models trained on more data)")
+    p.add_argument("--qc", choices=("annotator", "submission", "none"),
+                   help="votes: what fails the controls and is dropped, as in 'annotate export' (default annotator)")
+    p.add_argument("--min-control-accuracy", type=unit_interval, metavar="X",
+                   help="votes: share of control answers that must be right (default 0.7)")
     p.set_defaults(func=run, path_roles=PathRoles(inputs=("--path", "--labels"), outputs=("--out", "--correct-out")))
 
 
@@ -49,14 +56,16 @@ def run(args: argparse.Namespace) -> int:
     accepted = set(inspect.signature(cls).parameters)
     given = {"trust_pickle": args.trust_pickle, "labels": args.labels,
              "exclude_models": tuple(s.strip() for s in args.exclude_models.split(",") if s.strip())
-             if args.exclude_models else None}
+             if args.exclude_models else None,
+             "qc": args.qc, "min_control_accuracy": args.min_control_accuracy}
     for option, value in given.items():
-        if value and option not in accepted:
+        if value is not None and value is not False and option not in accepted:
             raise InputError(f"{_OPTIONS[option]} does not apply to --source {args.source}")
     for path in (args.out, args.correct_out):
         if path:
             check_writable(path)
-    imported = cls(**{k: v for k, v in given.items() if k in accepted and v}).read(args.path)
+    imported = cls(**{k: v for k, v in given.items() if k in accepted and v is not None and v is not False}
+                   ).read(args.path)
     outputs = {args.out: validate_annotations(imported.annotations, f"{args.source} annotations")}
     if args.correct_out:
         if imported.correctness is None:

@@ -14,6 +14,8 @@ source                   PATH                                                 co
 ``cleanlab``             Northcutt et al. 2021's ``imagenet_mturk.json``        no
 ``imagenet-multilabel``  Tsipras et al. 2020's CLASSIFY-task DataFrame          no
                          (pickle) or its per-image CSV
+``votes``                the project's own votes table (``annotate export      no
+                         --votes-out``), after the controls' quality control
 =======================  ===================================================  ===========
 
 Each source is one class with a ``read(path) -> ImportedVotes`` method (options
@@ -32,6 +34,7 @@ SOURCES: dict[str, str] = {
     "real": "real:RealVotes",
     "cleanlab": "cleanlab:CleanlabVotes",
     "imagenet-multilabel": "multilabel:MultiLabelVotes",
+    "votes": "own:OwnVotes",
 }
 
 
