@@ -1,16 +1,17 @@
 """Engstrom-style figures on simulated studies (and the real ReaL votes): the
-JSON numbers equal what the priors, deconvolution and estimators return."""
+JSON numbers against independent computations (counts by numpy, the
+jackknife's formula written out, lines by polyfit, chi-squares by scipy) and
+the simulated truth."""
 from __future__ import annotations
 
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
+from by_hand import delete_d_by_hand, plug_in_by_hand
 from scipy import stats
 
-from replication.deconvolution import Deconvolution
-from replication.estimators import METHODS
-from replication.estimators.naive import plug_in
 from replication.figures import generate_all
 from replication.figures import engstrom2020 as eng
 from replication.sampling import EDGES
@@ -35,35 +36,31 @@ def test_figures_written_and_marked_simulated(saved):
         assert data["simulated"] is simulated and ("simulated" in data["caption"].lower()) is simulated, name
 
 
-def test_placebo_numbers_equal_run_placebo(saved, reference_dir):
-    from replication.figures._data import correctness, real_votes
-    from replication.placebo import run_placebo
-
+def test_placebo_numbers_are_the_readmes(saved):
+    """The placebo at m = 2 with seed 0 is the README's staging (12,463
+    reference / 1,800 replication images): its mean gaps are pinned."""
     nums = saved["engstrom2020_placebo"][1]["numbers"]
-    _, res = run_placebo(real_votes(reference_dir), correctness(reference_dir), seed=nums["seed"], matching_votes=3,
-                         n_bootstrap=nums["n_bootstrap"])
-    got = nums["matching_votes"]["3"]["mean_gap"]
-    for key, row in res.mean_gap_conf_int().iterrows():
-        assert got[key]["value"] == pytest.approx(row["value"], rel=1e-12)
-        assert got[key]["ci"] == pytest.approx([row["lower"], row["upper"]], rel=1e-12)
+    assert nums["seed"] == 0
+    m2 = nums["matching_votes"]["2"]
+    assert (m2["info"]["reference_images"], m2["info"]["replication_images"]) == (12_463, 1_800)
+    got = {k: round(100 * v["value"], 2) for k, v in m2["mean_gap"].items()}
+    assert got == {"raw": 3.93, "naive": 3.93, "jackknife": 3.93, "betabinomial": 0.65, "npmle": 1.00}
     # real votes, no true shift: matching on few votes leaves a raw gap (selection bias alone)
-    assert got["raw"]["ci"][0] > 0
+    for m in ("2", "3", "4"):
+        assert nums["matching_votes"][m]["mean_gap"]["raw"]["ci"][0] > 0
 
 
-def test_histogram_numbers_equal_the_selection_aware_fits(saved):
+def test_histogram_numbers_against_the_data_and_the_simulated_truth(saved, reference_dir):
     data = saved["engstrom2020_histograms"][1]["numbers"]["datasets"]
     study = eng.simulated_study(0)
-    table = StudyData.from_tables(study.annotations, study.correctness).levels()
-    edges = eng.selection_edges_for(study.config.replication)
-    res = Deconvolution("npmle", selection_edges=edges).fit(table)
+    ann = study.annotations
     ref, rep = data["simulated reference (n = 10)"], data["simulated v2 MF (n = 10)"]
-    np.testing.assert_allclose(ref["priors"]["NPMLE"]["cell_mass"], res.g_ref, rtol=1e-9)
-    np.testing.assert_allclose(rep["priors"]["NPMLE"]["cell_mass"], res.g_rep, rtol=1e-9)
-    np.testing.assert_allclose(rep["priors"]["NPMLE"]["pool_cell_mass"], res.g_pool, rtol=1e-9)
-    _, share = eng.expected_histogram(res.pool_prior, table.k, table.n, table.rep_count, edges)
-    np.testing.assert_allclose(rep["priors"]["NPMLE"]["expected_share"], share, rtol=1e-9)
-    n_rep = rep["n_images"]
-    for panel in (ref, rep):
+    for panel, ds in ((ref, "imagenet-val"), (rep, study.config.replication)):
+        counts = np.bincount(ann.loc[ann["dataset"] == ds, "n_selected"], minlength=11)
+        np.testing.assert_allclose(panel["k_over_n"], np.flatnonzero(counts) / 10, rtol=1e-12)
+        np.testing.assert_allclose(panel["observed_share"], counts[counts > 0] / counts.sum(), rtol=1e-12)
+        assert panel["true_mean_s"] == pytest.approx(
+            study.images.loc[study.images["dataset"] == ds, "true_s"].mean(), rel=1e-12)
         obs = np.asarray(panel["observed_share"])
         for name, fit in panel["priors"].items():
             # the markers sit on the bars within sampling error, and the chi-square agrees
@@ -73,11 +70,13 @@ def test_histogram_numbers_equal_the_selection_aware_fits(saved):
             # the fitted mean true s of the panel's images is the simulated one (plain priors fitted to the
             # selected replication images give 0.80 against a true 0.706)
             assert fit["mean_s"] == pytest.approx(panel["true_mean_s"], abs=0.015), name
-    assert rep["true_mean_s"] == pytest.approx(
-        study.images.loc[study.images["dataset"] == study.config.replication, "true_s"].mean(), rel=1e-12)
-    assert n_rep == 10_000
+            assert sum(fit["cell_mass"]) == pytest.approx(1.0)
+    assert rep["n_images"] == 10_000
     real = data["REAL: ImageNet val, ReaL raters (n = 5)"]
-    assert real["n_images"] == 24_889 and len(real["observed_share"]) == 6
+    votes = pd.read_csv(reference_dir / "real-reassessed-imagenet" / "real_votes_annotations.csv")
+    np.testing.assert_allclose(real["observed_share"], votes["n_selected"].value_counts(normalize=True).sort_index(),
+                               rtol=1e-12)
+    assert real["n_images"] == 24_889
     headline = saved["engstrom2020_histograms"][1]["headline"]
     assert headline["mean fitted true s (NPMLE), simulated v2 MF (n = 10)"].endswith("(truth 0.706)")
 
@@ -105,33 +104,44 @@ def test_selection_model_keeps_bin_counts_and_its_chi_square():
     assert share.sum() == pytest.approx(1.0) and np.all(np.diff(frac) > 0)
 
 
-def test_adjusted_numbers_equal_the_estimator(saved):
+def test_adjusted_numbers_against_independent_computations(saved):
+    """The drawn adjusted accuracy is the jackknife's, checked with the
+    delete-1 formula written out (tests/by_hand.py); the reference accuracy
+    with pandas; both lines with np.polyfit; the truth from the simulator."""
     nums = saved["engstrom2020_adjusted"][1]["numbers"]
-    res = eng.simulated_results(nums["seed"], nums["n_bootstrap"])
-    m = nums["method"]
-    np.testing.assert_allclose(nums["adjusted_accuracy"], 100 * res.adjusted_accuracy[m].to_numpy(), rtol=1e-12)
-    np.testing.assert_allclose(nums["replication_accuracy"], 100 * res.replication_accuracy.to_numpy(), rtol=1e-12)
-    means = res.mean_gap_conf_int()
-    for key, row in means.iterrows():
-        assert nums["mean_gap"][key]["value"] == pytest.approx(row["value"], rel=1e-12)
-    lines = eng.accuracy_lines(res, m)
-    assert nums["lines"]["raw"]["slope"] == pytest.approx(lines["raw"].to_dict(residuals=False)["slope"], rel=1e-12)
-    truth = eng.simulated_study(nums["seed"]).truth
-    assert nums["true_mean_gap"] == pytest.approx(truth["gap"].mean(), rel=1e-12)
+    assert nums["method"] == "jackknife"
+    study = eng.simulated_study(nums["seed"])
+    ann, cor = study.annotations, study.correctness
+    ref_acc = 100 * cor[cor["dataset"] == "imagenet-val"][nums["models"]].mean()
+    np.testing.assert_allclose(nums["reference_accuracy"], ref_acc, rtol=1e-12)
+    for i in (0, 33, 66):
+        model = nums["models"][i]
+        assert nums["adjusted_accuracy"][i] == pytest.approx(100 * delete_d_by_hand(ann, cor, model, 1), abs=1e-9)
+    for key, y in (("raw", nums["replication_accuracy"]), ("adjusted", nums["adjusted_accuracy"])):
+        slope, intercept = np.polyfit(nums["reference_accuracy"], y, 1)
+        assert nums["lines"][key]["slope"] == pytest.approx(slope, rel=1e-9)
+        assert nums["lines"][key]["intercept"] == pytest.approx(intercept, rel=1e-9)
+    assert nums["true_mean_gap"] == pytest.approx(study.truth["gap"].mean(), rel=1e-12)
+    raw = nums["mean_gap"]["raw"]["value"]
+    assert raw == pytest.approx(np.mean(np.asarray(nums["reference_accuracy"]) - nums["replication_accuracy"]) / 100,
+                                rel=1e-9)
 
 
-def test_jackknife_numbers_equal_the_method(saved):
+def test_jackknife_numbers_against_the_formula(saved):
     nums = saved["engstrom2020_jackknife"][1]["numbers"]
     study = eng.simulated_study(nums["seed"])
-    table = StudyData.from_tables(study.annotations, study.correctness).levels()
-    jack = METHODS["jackknife"](table).accuracy
-    np.testing.assert_allclose(nums["jackknife_accuracy"], jack, rtol=1e-12)
-    np.testing.assert_allclose(nums["plug_in"][0], plug_in(table).accuracy, rtol=1e-12)
+    ann, cor = study.annotations, study.correctness
+    assert nums["drop"] == list(range(10 - 1))
+    for i in (0, 40):
+        model = nums["models"][i]
+        for d in (0, 1, 4):
+            assert nums["plug_in"][d][i] == pytest.approx(plug_in_by_hand(ann, cor, model, d), abs=1e-12)
+        assert nums["jackknife_accuracy"][i] == pytest.approx(delete_d_by_hand(ann, cor, model, 1), abs=1e-12)
+    np.testing.assert_allclose(nums["mean_inverse_n"], 1 / (10 - np.arange(9)), rtol=1e-12)
     # the drawn line through d = 0 and d = 1 reaches the jackknife estimate at 1/n = 0
     x, y = np.asarray(nums["mean_inverse_n"]), np.asarray(nums["mean_plug_in"])
     at_zero = y[0] - x[0] * (y[1] - y[0]) / (x[1] - x[0])
     assert at_zero == pytest.approx(nums["jackknife_mean"], rel=1e-9)
-    assert nums["drop"] == list(range(10 - 1))
 
 
 def test_fs_curves_numbers(saved):
