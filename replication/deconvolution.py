@@ -54,7 +54,7 @@ import numpy as np
 from scipy import optimize
 
 from replication.errors import FitError
-from replication.priors import SelectionFrequencyPrior, prior_family
+from replication.priors import PriorBatch, SelectionFrequencyPrior, prior_family
 from replication.priors._base import normalize_rows
 from replication.sampling import EDGES
 from replication.study import LevelTable
@@ -70,37 +70,23 @@ def cell_edges(n_cells: int) -> np.ndarray:
     return np.linspace(0.0, 1.0, int(n_cells) + 1)
 
 
-@dataclass(frozen=True)
-class PriorFits:
-    """Priors fitted to every row of a batch of level counts.
-
-    pooled : the prior fitted to the row-mean counts (the data when B = 1)
-    mass : ndarray of shape (B, C), each row's cell masses
-    posterior : ndarray of shape (B, L, C), P(s in cell j | k_l, n_l) for every level
-    """
-
-    pooled: SelectionFrequencyPrior
-    mass: np.ndarray
-    posterior: np.ndarray
-
-
-def fit_priors(n_selected: np.ndarray, n_annotators: np.ndarray, counts: np.ndarray, prior: str,
-               edges: np.ndarray, *, selection_edges: tuple[float, ...] | None = None,
-               random_state: int | np.random.Generator | None = 0) -> PriorFits:
+def fit_priors(n_selected: np.ndarray, n_annotators: np.ndarray, counts: np.ndarray, prior: str, *,
+               selection_edges: tuple[float, ...] | None = None,
+               random_state: int | np.random.Generator | None = 0,
+               start: SelectionFrequencyPrior | None = None) -> PriorBatch:
     """Fit a registered prior family (:data:`replication.priors.PRIORS`) to
     every row of ``counts`` (B, L) at levels (n_selected, n_annotators) (L,),
     with :meth:`~replication.priors.SelectionFrequencyPrior.fit_batch`. Levels
     without images in any row are left out of the fit; ``selection_edges``
     fits the pool prior of images selected on k within those bins (see
     :class:`~replication.priors._base.Selection`); ``random_state`` drives
-    the family's random starts."""
+    the family's random starts; ``start`` (a fitted prior of the family)
+    warm-starts the rows instead of a fit to their mean."""
     family = prior_family(prior)
     counts = np.atleast_2d(np.asarray(counts, float))
     used = counts.sum(axis=0) > 0
-    batch = family.create(random_state).fit_batch(n_selected[used], n_annotators[used], counts[:, used],
-                                                  selection_edges=selection_edges)
-    return PriorFits(batch.pooled, batch.cell_mass(edges),
-                     normalize_rows(batch.level_cell_joint(n_selected, n_annotators, edges)))
+    return family.create(random_state).fit_batch(n_selected[used], n_annotators[used], counts[:, used],
+                                                 selection_edges=selection_edges, start=start)
 
 
 def balancing_weights(posterior: np.ndarray, share: np.ndarray, n_rep: float, g_ref: np.ndarray,
@@ -164,7 +150,9 @@ class BatchAdjustment:
 def adjust_levels(table: LevelTable, prior: str, *, n_cells: int = 100, ridge: float = 0.1,
                   selection_edges: tuple[float, ...] | None = MATCHED_FREQUENCY_EDGES,
                   pool_counts: np.ndarray | None = None,
-                  random_state: int | np.random.Generator | None = 0) -> BatchAdjustment:
+                  random_state: int | np.random.Generator | None = 0,
+                  warm_start: tuple[SelectionFrequencyPrior, SelectionFrequencyPrior] | None = None
+                  ) -> BatchAdjustment:
     """Fit the priors and the balancing weights for every replicate of a
     (possibly batched) level table; batch axes are flattened to one of size B.
 
@@ -174,7 +162,9 @@ def adjust_levels(table: LevelTable, prior: str, *, n_cells: int = 100, ridge: f
     not used. A batched table (bootstrap replicates) gets a bootstrap replicate
     of the pool per table replicate (multinomial over the pool's levels).
     ``random_state`` (a seed or the caller's Generator) drives those draws and
-    the priors' random starts.
+    the priors' random starts. ``warm_start``: the (reference, pool) priors of
+    a fit to the data that the table's replicates resample (its
+    ``ref_prior``, ``pool_prior``): every replicate's fit starts from them.
     """
     rng = np.random.default_rng(random_state)   # a Generator passes through unchanged
     k, n = table.k, table.n
@@ -183,7 +173,8 @@ def adjust_levels(table: LevelTable, prior: str, *, n_cells: int = 100, ridge: f
     rep_count = table.rep_count.reshape(-1, n_levels)
     rep_correct = table.rep_correct.reshape(-1, n_levels, len(table.models))
     edges = cell_edges(n_cells)
-    ref = fit_priors(k, n, ref_count, prior, edges, random_state=rng)
+    ref_start, pool_start = (None, None) if warm_start is None else warm_start
+    ref = fit_priors(k, n, ref_count, prior, random_state=rng, start=ref_start)
     if pool_counts is not None:
         pool_counts = np.asarray(pool_counts, float)
         if pool_counts.shape != (n_levels,):
@@ -191,18 +182,21 @@ def adjust_levels(table: LevelTable, prior: str, *, n_cells: int = 100, ridge: f
         if table.batch_shape != ():
             total = pool_counts.sum()
             pool_counts = rng.multinomial(int(round(total)), pool_counts / total, size=len(rep_count)).astype(float)
-        pool = fit_priors(k, n, pool_counts, prior, edges, random_state=rng)
+        pool = fit_priors(k, n, pool_counts, prior, random_state=rng, start=pool_start)
     else:
-        pool = fit_priors(k, n, rep_count, prior, edges, selection_edges=selection_edges, random_state=rng)
+        pool = fit_priors(k, n, rep_count, prior, selection_edges=selection_edges, random_state=rng,
+                          start=pool_start)
     n_rep = rep_count.sum(axis=1)
     share = rep_count / n_rep[:, None]
-    posterior = np.broadcast_to(pool.posterior, (len(n_rep),) + pool.posterior.shape[1:])
-    g_ref = np.broadcast_to(ref.mass, (len(n_rep), n_cells))
+    ref_mass, pool_mass = ref.cell_mass(edges), pool.cell_mass(edges)
+    pool_posterior = normalize_rows(pool.level_cell_joint(k, n, edges))     # (the reference's is not needed)
+    posterior = np.broadcast_to(pool_posterior, (len(n_rep),) + pool_posterior.shape[1:])
+    g_ref = np.broadcast_to(ref_mass, (len(n_rep), n_cells))
     w = np.stack([balancing_weights(posterior[b], share[b], n_rep[b], g_ref[b], ridge)
                   for b in range(len(n_rep))])                       # a loop over replicates (tiny NNLS each)
     accuracy = np.einsum("bl,blm->bm", w, rep_correct) / n_rep[:, None]
-    return BatchAdjustment(accuracy=accuracy, level_weights=w, g_ref=ref.mass, g_pool=pool.mass,
-                           posterior=pool.posterior, ref_prior=ref.pooled, pool_prior=pool.pooled)
+    return BatchAdjustment(accuracy=accuracy, level_weights=w, g_ref=ref_mass, g_pool=pool_mass,
+                           posterior=pool_posterior, ref_prior=ref.pooled, pool_prior=pool.pooled)
 
 
 def fit_monotone_curves(posterior: np.ndarray, y: np.ndarray, share: np.ndarray, g_ref: np.ndarray,

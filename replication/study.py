@@ -166,6 +166,23 @@ class StudyData:
         n_ref = len(self.reference)
         return levels, inverse[:n_ref], inverse[n_ref:]
 
+    @functools.cached_property
+    def _casts(self) -> dict:
+        return {}
+
+    def _correct_as(self, dtype: type) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The reference correctness (N_ref, M) and the replication correctness
+        sorted by level (N_rep, M) as ``dtype``, the replication images' sort
+        order and each level's bounds in it (L + 1,): made once per dtype, not
+        per bootstrap chunk (at 1,556 models the float copies are hundreds of MB)."""
+        if dtype not in self._casts:
+            _, _, rep_lv = self.level_index()
+            order = np.argsort(rep_lv, kind="stable")
+            bounds = np.searchsorted(rep_lv[order], np.arange(len(self.level_index()[0]) + 1))
+            self._casts[dtype] = (self.reference.correct.astype(dtype), self.replication.correct[order].astype(dtype),
+                                  order, bounds)
+        return self._casts[dtype]
+
     def level_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(levels, ref_level, rep_level)``: the (L, 2) distinct levels of both
         datasets and each image's index into them."""
@@ -183,8 +200,9 @@ class StudyData:
         ref_w, rep_w = ref_w.astype(dtype, copy=False), rep_w.astype(dtype, copy=False)
         ref_count = _per_level_sum(ref_w, ref_lv, n_levels)
         rep_count = _per_level_sum(rep_w, rep_lv, n_levels)
-        rep_correct = _per_level_matmul(rep_w, rep_lv, self.replication.correct, n_levels)
-        ref_correct = ref_w @ self.reference.correct.astype(dtype)
+        ref_cor, rep_cor, order, bounds = self._correct_as(dtype)
+        rep_correct = _per_level_matmul(rep_w[..., order], bounds, rep_cor)
+        ref_correct = ref_w @ ref_cor
         as64 = lambda a: a.astype(np.float64, copy=False)  # noqa: E731
         return LevelTable(levels=levels, ref_count=as64(ref_count), rep_count=as64(rep_count),
                           rep_correct=as64(rep_correct), ref_correct=as64(ref_correct), models=self.models)
@@ -207,15 +225,13 @@ def _per_level_sum(weights: np.ndarray, level: np.ndarray, n_levels: int) -> np.
     return weights @ onehot
 
 
-def _per_level_matmul(weights: np.ndarray, level: np.ndarray, correct: np.ndarray, n_levels: int) -> np.ndarray:
-    """Weighted correct counts (..., L, M) from weights (..., N), level (N,), correct (N, M)."""
-    order = np.argsort(level, kind="stable")
-    bounds = np.searchsorted(level[order], np.arange(n_levels + 1))
-    w = weights[..., order]
-    c = correct[order].astype(weights.dtype)
+def _per_level_matmul(weights: np.ndarray, bounds: np.ndarray, correct: np.ndarray) -> np.ndarray:
+    """Weighted correct counts (..., L, M) from weights (..., N) and correct
+    (N, M) of images sorted by level, level l holding images bounds[l]:bounds[l + 1]."""
+    n_levels = len(bounds) - 1
     out = np.zeros(weights.shape[:-1] + (n_levels, correct.shape[1]), dtype=weights.dtype)
     for lv in range(n_levels):  # a loop over levels (tens), not images
         a, b = bounds[lv], bounds[lv + 1]
         if b > a:
-            out[..., lv, :] = w[..., a:b] @ c[a:b]
+            out[..., lv, :] = weights[..., a:b] @ correct[a:b]
     return out

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from replication.io import check_writable, load_annotations, load_correctness, write_outputs
     from replication.io.tables import DATASET_IDS, check_dataset_ids
     from replication.priors import PRIORS
-    from replication.study import DEFAULT_REFERENCE, DEFAULT_REPLICATION
+    from replication.study import DEFAULT_REFERENCE, DEFAULT_REPLICATION, StudyData
 
     reference = args.reference or DEFAULT_REFERENCE
     replication = args.replication or DEFAULT_REPLICATION
@@ -66,11 +66,12 @@ def run(args: argparse.Namespace) -> int:
     check_dataset_ids(annotations, args.annotations)
     correctness = load_correctness(args.correct)
     check_dataset_ids(correctness, args.correct)
+    study = StudyData.from_tables(annotations, correctness, reference=reference, replication=replication,
+                                  annotations_path=str(args.annotations), correctness_path=str(args.correct))
     estimator = SelectionBiasEstimator(methods, n_bootstrap=args.bootstrap, stratify=not args.no_stratify,
                                        random_state=args.seed, method_options=options or None,
                                        on_fit_error="raise" if args.methods else "skip")
-    results = estimator.fit(annotations, correctness, reference=reference, replication=replication,
-                            annotations_path=str(args.annotations), correctness_path=str(args.correct))
+    results = estimator.fit(study)   # the tables are validated once, by the loaders
     outputs = {args.json: results.to_dict()}
     if args.weights_out:
         outputs[args.weights_out] = results.weights_frame()

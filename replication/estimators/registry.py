@@ -16,7 +16,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -36,10 +36,15 @@ class Adjusted:
         the mean weight over replication images is 1; then the weighted
         accuracy ``sum_i w_i c_i / N_rep`` equals ``accuracy``. None when the
         method has no such weights.
+    warm_start : object or None
+        What the method fitted that its fits on bootstrap replicates of the
+        same data may start from (passed back as the option ``warm_start``);
+        None when it has nothing to reuse.
     """
 
     accuracy: np.ndarray
     level_weights: np.ndarray | None = None
+    warm_start: Any = None
 
 
 Method = Callable[[LevelTable], Adjusted]

@@ -12,14 +12,13 @@ methods evaluated on the same replicates.
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from replication.bootstrap import bootstrap_levels
+from replication.bootstrap import bootstrap_levels, percentile_interval
 from replication.errors import FitError, InputError
 from replication.estimators.registry import METHODS, Adjusted
 from replication.io.tables import validate_annotations, validate_correctness
@@ -57,15 +56,6 @@ class BootstrapDistribution:
         """Replicates of the gap (raw when ``method`` is None), shape (B, M)."""
         rep = self.replication_accuracy if method is None else self.adjusted_accuracy[method]
         return self.reference_accuracy - rep
-
-
-def _percentile_interval(draws: np.ndarray, alpha: float) -> np.ndarray:
-    """Percentile interval over axis 0 ignoring failed (NaN) replicates, shape (2, ...)."""
-    if draws.shape[0] == 0:
-        return np.full((2,) + draws.shape[1:], np.nan)
-    with warnings.catch_warnings():  # all-NaN columns give NaN, not a warning
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanquantile(draws, [alpha / 2, 1 - alpha / 2], axis=0)
 
 
 class BiasResults:
@@ -108,6 +98,7 @@ class BiasResults:
         self.adjusted_gap = {m: (self.reference_accuracy - self.adjusted_accuracy[m]).rename(m) for m in methods}
         self.bootstrap_distribution = bootstrap
         self.n_failed = {m: int(np.isnan(bootstrap.adjusted_accuracy[m]).any(axis=1).sum()) for m in methods}
+        self._bounds_at: dict[float, dict[str, np.ndarray]] = {}
 
     def _alpha(self, alpha: float | None) -> float:
         """``alpha`` or, when None, the estimator's (1 - confidence level of the intervals)."""
@@ -165,6 +156,13 @@ class BiasResults:
             out[f"adjusted_gap[{m}]"] = (self.adjusted_gap[m], bd.gap(m))
         return out
 
+    def _bounds(self, alpha: float) -> dict[str, np.ndarray]:
+        """Quantity -> percentile interval (2, M) at level 1 - alpha (computed once per alpha)."""
+        if alpha not in self._bounds_at:
+            self._bounds_at[alpha] = {q: percentile_interval(draws, alpha)
+                                      for q, (_, draws) in self._quantities().items()}
+        return self._bounds_at[alpha]
+
     def _by_model_and_quantity(self, values: list[np.ndarray], name: str | None = None) -> pd.Series:
         """One value per (model, quantity) from per-quantity arrays (M,), models outermost."""
         index = pd.MultiIndex.from_product([self.reference_accuracy.index, list(self._quantities())],
@@ -182,8 +180,7 @@ class BiasResults:
         """Percentile bootstrap intervals at level ``1 - alpha`` (default: the
         estimator's ``alpha``) of :attr:`params`: one row per (model, quantity),
         columns ``lower, upper``; NaN without bootstrap replicates."""
-        alpha = self._alpha(alpha)
-        bounds = [_percentile_interval(draws, alpha) for _, draws in self._quantities().values()]
+        bounds = list(self._bounds(self._alpha(alpha)).values())
         return pd.DataFrame({"lower": self._by_model_and_quantity([b[0] for b in bounds]),
                              "upper": self._by_model_and_quantity([b[1] for b in bounds])})
 
@@ -197,7 +194,7 @@ class BiasResults:
             rows[m] = (self.adjusted_mean_gap[m], bd.gap(m).mean(axis=1))
         out = {}
         for name, (value, d) in rows.items():
-            lo, hi = _percentile_interval(d, alpha)
+            lo, hi = percentile_interval(d, alpha)
             out[name] = {"value": value, "lower": float(lo), "upper": float(hi)}
         return pd.DataFrame.from_dict(out, orient="index")
 
@@ -235,10 +232,9 @@ class BiasResults:
         (adjusted) gap; ``replication_accuracy_ci`` and ``gap_ci`` are extra
         keys that say which interval is which."""
         alpha = self._alpha(alpha)
-        quantities = self._quantities()
-        point = {q: p.tolist() for q, (p, _) in quantities.items()}
-        bounds = {q: [[None if np.isnan(v) else float(v) for v in b]
-                      for b in _percentile_interval(draws, alpha)] for q, (_, draws) in quantities.items()}
+        point = {q: p.tolist() for q, (p, _) in self._quantities().items()}
+        bounds = {q: [[None if np.isnan(v) else float(v) for v in b] for b in ci]
+                  for q, ci in self._bounds(alpha).items()}
 
         def interval(i: int, quantity: str) -> list[float | None]:
             return [bounds[quantity][0][i], bounds[quantity][1][i]]
@@ -310,11 +306,16 @@ class SelectionBiasEstimator:
         self.on_fit_error = on_fit_error
         self.method_options = method_options
 
-    def _estimate(self, name: str, table, replication: str, rng: np.random.Generator) -> Adjusted:
+    def _estimate(self, name: str, table, replication: str, rng: np.random.Generator,
+                  point: Adjusted | None = None) -> Adjusted:
+        """Method ``name`` on ``table``; bootstrap chunks pass the ``point``
+        estimate, whose fitted state warm-starts theirs."""
         options = dict((self.method_options or {}).get(name, {}))
         if name in PRIORS:  # deconvolution: the replication set's own sampling rule unless told otherwise
             options.setdefault("selection_edges", SELECTION_EDGES.get(replication, EDGES))
             options["random_state"] = rng
+        if point is not None and point.warm_start is not None:
+            options["warm_start"] = point.warm_start
         return METHODS[name](table, **options)
 
     def fit(self, annotations: pd.DataFrame | StudyData, correctness: pd.DataFrame | None = None, *,
@@ -365,7 +366,7 @@ class SelectionBiasEstimator:
             ref_b.append(chunk.reference_accuracy())
             rep_b.append(chunk.replication_accuracy())
             for m in methods:
-                adj_b[m].append(np.asarray(self._estimate(m, chunk, replication, rng).accuracy))
+                adj_b[m].append(np.asarray(self._estimate(m, chunk, replication, rng, point[m]).accuracy))
         n_models = len(study.models)
 
         def stack(parts: list[np.ndarray]) -> np.ndarray:

@@ -156,8 +156,8 @@ def sample_panel(label: str, k: np.ndarray, n: np.ndarray, *, random_state: int 
     edges = cell_edges(N_CELLS)
     fits = {}
     for name, family in PRIORS.items():
-        fit = fit_priors(k_l, n_l, counts[None].astype(float), name, edges, random_state=random_state)
-        fits[family.label] = PanelFit(fit.pooled, None, fit.mass[0])
+        fit = fit_priors(k_l, n_l, counts[None].astype(float), name, random_state=random_state)
+        fits[family.label] = PanelFit(fit.pooled, None, fit.cell_mass(edges)[0])
     return HistogramPanel(label, k=k_l, n=n_l, counts=counts.astype(float), fits=fits)
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from replication.bootstrap import replicate_chunks, resample_counts
+from replication.bootstrap import percentile_interval, replicate_chunks, resample_counts
 from replication.errors import FitError, InputError
 from replication.io.tables import check_percent, name_list, require_columns
 from replication.summary import Summary
@@ -379,11 +379,6 @@ def _bootstrap(x, y, n_x, n_y, scale, n_boot, rng) -> _Boot | None:
     return boot
 
 
-def percentile_ci(samples: np.ndarray, alpha: float) -> np.ndarray:
-    """Percentile interval along axis 0, ignoring NaN resamples; shape (2, ...)."""
-    return np.nanquantile(samples, [alpha / 2, 1 - alpha / 2], axis=0)
-
-
 class LineResults:
     """A fitted accuracy line (returned by :meth:`LineFit.fit`).
 
@@ -425,7 +420,7 @@ class LineResults:
             t = self._ols.tcrit(alpha)
             lo, hi = self.params - t * self.bse, self.params + t * self.bse
         else:
-            lo, hi = percentile_ci(self.boot_params, alpha)
+            lo, hi = percentile_interval(self.boot_params, alpha)
         return pd.DataFrame({"lower": lo, "upper": hi}, index=["intercept", "slope"])
 
     # -- line and band
@@ -448,7 +443,7 @@ class LineResults:
                 lo_t, hi_t = fit_t - half, fit_t + half
             else:
                 grid = self._boot.intercept[:, None] + self._boot.slope[:, None] * tx[None, :]
-                lo_t, hi_t = percentile_ci(grid, alpha)
+                lo_t, hi_t = percentile_interval(grid, alpha)
             out["lower_t"], out["upper_t"] = lo_t, hi_t
             out["lower"], out["upper"] = inverse_transform(lo_t, self.scale), inverse_transform(hi_t, self.scale)
         return out
@@ -468,8 +463,8 @@ class LineResults:
         out = pd.DataFrame({"model": self.names, "x": self.x, "y": self.y, "expected": pred["fit"].to_numpy(),
                             "er": self.y - pred["fit"].to_numpy(), "er_t": er_t})
         if self._boot is not None:
-            (out["er_lower"], out["er_upper"]) = percentile_ci(self._boot.er, alpha)
-            (out["er_lower_t"], out["er_upper_t"]) = percentile_ci(self._boot.er_t, alpha)
+            (out["er_lower"], out["er_upper"]) = percentile_interval(self._boot.er, alpha)
+            (out["er_lower_t"], out["er_upper_t"]) = percentile_interval(self._boot.er_t, alpha)
         else:
             var_t = self._ols.se_mean(transform(self.x, self.scale)) ** 2
             if self.n_y is not None:

@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from replication.bootstrap import replicate_chunks, resample_counts
+from replication.bootstrap import percentile_interval, replicate_chunks, resample_counts
 from replication.errors import FitError, InputError
-from replication.fits.lines import OLSLine, check_fit_options, model_names, percentile_ci, weighted_lines
+from replication.fits.lines import OLSLine, check_fit_options, model_names, weighted_lines
 from replication.io.tables import check_percent, name_list
 from replication.summary import Summary
 
@@ -241,7 +241,7 @@ class ScalingResults:
         if method == "bootstrap":
             if self.boot_params is None:
                 raise FitError("no bootstrap resamples (n_bootstrap=0)")
-            lo, hi = percentile_ci(self.boot_params, alpha)
+            lo, hi = percentile_interval(self.boot_params, alpha)
         elif method == "ols":
             t = self._ols.tcrit(alpha)
             lo, hi = (self.params - t * self.bse).to_numpy(), (self.params + t * self.bse).to_numpy()
@@ -269,7 +269,7 @@ class ScalingResults:
             if interval == "bootstrap":
                 if self.boot_params is None:
                     raise FitError("no bootstrap resamples (n_bootstrap=0)")
-                lo, hi = percentile_ci(self.boot_params[:, :1] + self.boot_params[:, 1:] * x[None, :], alpha)
+                lo, hi = percentile_interval(self.boot_params[:, :1] + self.boot_params[:, 1:] * x[None, :], alpha)
             elif interval in ("prediction", "mean"):
                 se = self._ols.se_pred(x) if interval == "prediction" else self._ols.se_mean(x)
                 lo, hi = fit - self._ols.tcrit(alpha) * se, fit + self._ols.tcrit(alpha) * se
@@ -311,7 +311,7 @@ class ScalingResults:
             with np.errstate(divide="ignore", invalid="ignore"):
                 xb = np.where(b < 0, (y0[None, :] - a) / b, np.inf)
             xb[np.isnan(b[:, 0])] = np.nan
-            out["boot_lower"], out["boot_upper"] = percentile_ci(xb, alpha)
+            out["boot_lower"], out["boot_upper"] = percentile_interval(xb, alpha)
         out["theory_log10_compute"] = self.theoretical_log10_compute(t)
         conv = self.conversions
         out["compute"] = 10.0 ** x0

@@ -250,17 +250,29 @@ def validate_correctness(df: pd.DataFrame, path: str | os.PathLike = "<correctne
     models = model_columns(df)
     if not models:
         raise InputError(f"{path}: no model columns (expected one 0/1 column per model after dataset, image_id, label)")
-    out = df.copy()
-    _check_keys(path, out)
-    values = out[models].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-    bad = np.isnan(values) | ((values != 0) & (values != 1))
-    if bad.any():
+    meta = df[[c for c in df.columns if c not in models]].reset_index(drop=True)
+    _check_keys(path, meta)
+    values = _zero_one(df[models])
+    if np.issubdtype(values.dtype, np.integer) and values.min() >= 0 and values.max() <= 1:
+        bad = None                                  # the usual case, checked without a mask of the whole matrix
+    else:
+        bad = ~((values == 0) | (values == 1))      # NaN (blank, text) fails both
+    if bad is not None and bad.any():
         col = models[int(np.flatnonzero(bad.any(axis=0))[0])]
-        _fail(path, bad.any(axis=1), f"model column {col!r} (and maybe others) is not 0/1", out)
-    out[models] = values.astype(np.int8)
-    if "label" in out.columns:
-        out["label"] = _class_column(path, out, "label")
-    return out.reset_index(drop=True)
+        _fail(path, bad.any(axis=1), f"model column {col!r} (and maybe others) is not 0/1", meta)
+    if "label" in meta.columns:
+        meta["label"] = _class_column(path, meta, "label")
+    # one constructor for the model columns (thousands of them): no column-by-column inserts
+    return pd.concat([meta, pd.DataFrame(values.astype(np.int8, copy=False), columns=models)], axis=1)
+
+
+def _zero_one(frame: pd.DataFrame) -> np.ndarray:
+    """The model columns as one array (n, m): as stored when every column is
+    numeric (int8 from Parquet stays int8, no float copy of the matrix),
+    else as floats with NaN where a cell is blank or not a number."""
+    if all(pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_complex_dtype(t) for t in frame.dtypes):
+        return frame.to_numpy()
+    return frame.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
 
 
 def load_correctness(path: str | os.PathLike) -> pd.DataFrame:

@@ -19,15 +19,17 @@ come with the base class.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import special, stats
-from sklearn.base import BaseEstimator, clone
+from scipy import special
+from threadpoolctl import threadpool_limits
 
 from replication.errors import FitError
 from replication.sampling import frequency_bin
@@ -48,6 +50,17 @@ def log_binom_pmf(k: np.ndarray, n: np.ndarray, s: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         out = log_choose(n, k) + special.xlogy(k, s) + special.xlog1py(n - k, -s)
     return out
+
+
+def one_blas_thread(fit: Callable) -> Callable:
+    """Run an EM loop with BLAS on one thread. Its products are small (a batch
+    of replicates times a grid of levels), so threads only add synchronization:
+    on a loaded 2-core machine a batched NPMLE fit ran 20x slower with them."""
+    @functools.wraps(fit)
+    def wrapper(*args, **kwargs):
+        with threadpool_limits(limits=1, user_api="blas"):
+            return fit(*args, **kwargs)
+    return wrapper
 
 
 def normalize_rows(joint: np.ndarray) -> np.ndarray:
@@ -235,8 +248,17 @@ class PriorBatch:
                    lambda k, n, edges: np.stack([p.level_cell_joint(k, n, edges) for p in rows]))
 
 
-class SelectionFrequencyPrior(BaseEstimator, ABC):
+class ConvergenceWarning(UserWarning):
+    """An EM fit stopped at ``max_iter`` before it converged."""
+
+
+class SelectionFrequencyPrior(ABC):
     """Base class: a fitted distribution of true selection frequency s.
+
+    scikit-learn's estimator shape without importing scikit-learn (seconds at
+    start-up): parameters stored by ``__init__`` under their own names,
+    ``get_params``/``set_params`` (so ``sklearn.base.clone`` works), ``fit``
+    returning ``self``, fitted attributes ending in ``_``.
 
     Subclasses implement ``_fit_levels``, ``cell_mass``, ``level_cell_joint``,
     ``_marginal``, ``posterior_mean``, ``sample`` and ``n_parameters_``, and may
@@ -288,28 +310,61 @@ class SelectionFrequencyPrior(BaseEstimator, ABC):
         """Set the fitted attributes from one level table (1-D counts)."""
 
     def fit_batch(self, n_selected: ArrayLike, n_annotators: ArrayLike, counts: ArrayLike, *,
-                  selection_edges: tuple[float, ...] | None = None) -> PriorBatch:
+                  selection_edges: tuple[float, ...] | None = None,
+                  start: "SelectionFrequencyPrior | None" = None) -> PriorBatch:
         """Fit this prior's family to every row of ``counts`` (B, N) at the
         levels ``n_selected``, ``n_annotators`` (N,) (bootstrap replicates).
 
-        The pooled fit (to the row-mean counts) uses this prior's parameters
-        (a clone; ``self`` is not changed). This default fits every row on its
-        own; families override it with a vectorized, warm-started fit.
+        The pooled fit is ``start`` when given (a fitted prior of this family,
+        e.g. the fit to the data the rows resample), else a fit with this
+        prior's parameters (an unfitted copy; ``self`` is not changed) to the
+        row-mean counts. This default fits every row on its own; families
+        override it with a vectorized fit warm-started from the pooled one.
         """
         counts = np.atleast_2d(np.asarray(counts, float))
-        pooled = self.unfitted().fit(n_selected, n_annotators, counts.mean(axis=0), selection_edges=selection_edges)
-        rows = [pooled] if counts.shape[0] == 1 else [
+        pooled = self._pooled(n_selected, n_annotators, counts, selection_edges, start)
+        rows = [pooled] if counts.shape[0] == 1 and start is None else [
             self.unfitted().fit(n_selected, n_annotators, row, selection_edges=selection_edges) for row in counts]
         return PriorBatch.of(rows, pooled)
 
+    def _pooled(self, n_selected: ArrayLike, n_annotators: ArrayLike, counts: np.ndarray,
+                selection_edges: tuple[float, ...] | None,
+                start: "SelectionFrequencyPrior | None") -> "SelectionFrequencyPrior":
+        """``start``, or an unfitted copy of this prior fitted to the row-mean of ``counts`` (B, N)."""
+        if start is not None:
+            return start
+        return self.unfitted().fit(n_selected, n_annotators, np.atleast_2d(counts).mean(axis=0),
+                                   selection_edges=selection_edges)
+
     def unfitted(self) -> "SelectionFrequencyPrior":
-        """An unfitted copy with the same parameters (sklearn's ``clone``), sharing
-        this prior's ``random_state`` when it is a Generator, so that every fit
-        draws from the one stream instead of a copy of it."""
-        copy = clone(self)
-        if "random_state" in self._get_param_names():
-            copy.set_params(random_state=self.random_state)
-        return copy
+        """An unfitted prior with the same parameters; a ``random_state``
+        Generator is shared, not copied, so every fit draws from the one stream."""
+        return type(self)(**self.get_params())
+
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        """The parameters of ``__init__`` (scikit-learn's convention: each stored under its own name)."""
+        params = inspect.signature(cls.__init__).parameters.values()
+        return sorted(p.name for p in params if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor parameters (``deep`` is accepted for scikit-learn's ``clone``)."""
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params: Any) -> "SelectionFrequencyPrior":
+        """Set constructor parameters; returns ``self``."""
+        unknown = set(params) - set(self._get_param_names())
+        if unknown:
+            raise ValueError(f"invalid parameter(s) {', '.join(sorted(unknown))} for {type(self).__name__}")
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
+        shown = [f"{k}={v!r}" for k, v in self.get_params().items() if not (v is defaults.get(k) or
+                                                                            (np.isscalar(v) and v == defaults.get(k)))]
+        return f"{type(self).__name__}({', '.join(shown)})"
 
     # -- read-outs ----------------------------------------------------------
     @abstractmethod
@@ -485,7 +540,7 @@ class SelectionFrequencyPrior(BaseEstimator, ABC):
             cells += len(obs)
             groups += 1
         dof = max(1, cells - groups - int(self.n_parameters_))
-        return GoodnessOfFit(statistic=stat, dof=dof, pvalue=float(stats.chi2.sf(stat, dof)), n_cells=cells)
+        return GoodnessOfFit(statistic=stat, dof=dof, pvalue=float(special.chdtrc(dof, stat)), n_cells=cells)
 
 
 def _pool_cells(obs: np.ndarray, exp: np.ndarray, min_expected: float) -> tuple[np.ndarray, np.ndarray]:

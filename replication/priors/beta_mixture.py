@@ -16,11 +16,10 @@ from functools import partial
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
-from sklearn.exceptions import ConvergenceWarning
 
 from replication.errors import FitError
-from replication.priors._base import (Levels, PriorBatch, Selection, SelectionFrequencyPrior, check_identifiable,
-                                      complete_levels, log_choose, to_levels)
+from replication.priors._base import (ConvergenceWarning, Levels, PriorBatch, Selection, SelectionFrequencyPrior,
+                                      check_identifiable, complete_levels, log_choose, one_blas_thread, to_levels)
 from replication.priors.registry import register_prior
 
 _LOG_MIN, _LOG_MAX = np.log(1e-3), np.log(1e5)
@@ -39,23 +38,43 @@ class BetaMixtureParams:
     n_iter: int
 
 
-def _rising(x: np.ndarray, m: int, fn) -> np.ndarray:
-    """Cumulative sums S[..., j] = sum_{i < j} fn(x + i) for j = 0..m, shape (..., m + 1).
+def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
+    """log(sum(exp(x))) along ``axis`` for finite ``x`` (scipy's version checks
+    and converts far more, which costs more than the sum in the EM loop)."""
+    top = x.max(axis=axis, keepdims=True)
+    return np.log(np.exp(x - top).sum(axis=axis)) + np.squeeze(top, axis=axis)
 
-    With fn = log these are log rising factorials, log Gamma(x + j) - log Gamma(x);
+
+def _cumulative(terms: np.ndarray) -> np.ndarray:
+    """S[..., j] = sum_{i < j} terms[..., i] for j = 0..m: terms (..., m) -> (..., m + 1)."""
+    out = np.zeros(terms.shape[:-1] + (terms.shape[-1] + 1,))
+    np.cumsum(terms, axis=-1, out=out[..., 1:])
+    return out
+
+
+def _rising(x: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cumulative sums sum_{i < j} f(x + i) for j = 0..m, for f = log, 1/t and
+    1/t^2, each of shape (..., m + 1).
+
+    With log these are log rising factorials, log Gamma(x + j) - log Gamma(x);
     with 1/t and 1/t^2 the matching differences of digamma and (minus) trigamma.
     Exact for the integer counts of annotation data, and much cheaper than
     calling the special functions at every level.
     """
-    terms = fn(x[..., None] + np.arange(m))
-    return np.concatenate([np.zeros(x.shape + (1,)), np.cumsum(terms, axis=-1)], axis=-1)
+    t = x[..., None] + np.arange(m)
+    inv = 1.0 / t
+    return _cumulative(np.log(t)), _cumulative(inv), _cumulative(inv * inv)
+
+
+def _log_rising(x: np.ndarray, m: int) -> np.ndarray:
+    """The log rising factorials of :func:`_rising` alone, shape (..., m + 1)."""
+    return _cumulative(np.log(x[..., None] + np.arange(m)))
 
 
 def _log_bb(n, k, a, b, lbinom):
     """log beta-binomial pmf: a, b (B, K); integer n, k and lbinom (L,) -> (B, K, L)."""
-    m = int(n.max())
-    return (lbinom + _rising(a, m, np.log)[..., k] + _rising(b, m, np.log)[..., n - k]
-            - _rising(a + b, m, np.log)[..., n])
+    ra, rb, rab = _log_rising(np.stack([a, b, a + b]), int(n.max()))
+    return lbinom + ra[..., k] + rb[..., n - k] - rab[..., n]
 
 
 def _q_value(u, n, k, a, b, lbinom):
@@ -66,13 +85,12 @@ def _q_value(u, n, k, a, b, lbinom):
 def _newton_step(u, n, k, la, lb, lbinom):
     """One damped Newton ascent step on (log a, log b) for each (B, K), with backtracking."""
     a, b = np.exp(la), np.exp(lb)
-    m = int(n.max())
-    recip, recip2 = (lambda t: 1.0 / t), (lambda t: 1.0 / (t * t))
-    r_ab, s_ab = _rising(a + b, m, recip)[..., n], _rising(a + b, m, recip2)[..., n]
-    ga = np.sum(u * (_rising(a, m, recip)[..., k] - r_ab), axis=-1)
-    gb = np.sum(u * (_rising(b, m, recip)[..., n - k] - r_ab), axis=-1)
-    haa = np.sum(u * (s_ab - _rising(a, m, recip2)[..., k]), axis=-1)
-    hbb = np.sum(u * (s_ab - _rising(b, m, recip2)[..., n - k]), axis=-1)
+    (log_a, log_b, log_ab), (ra, rb, rab), (sa, sb, sab) = _rising(np.stack([a, b, a + b]), int(n.max()))
+    r_ab, s_ab = rab[..., n], sab[..., n]
+    ga = np.sum(u * (ra[..., k] - r_ab), axis=-1)
+    gb = np.sum(u * (rb[..., n - k] - r_ab), axis=-1)
+    haa = np.sum(u * (s_ab - sa[..., k]), axis=-1)
+    hbb = np.sum(u * (s_ab - sb[..., n - k]), axis=-1)
     hab = np.sum(u * s_ab, axis=-1)
     gx, gy = a * ga, b * gb
     hxx, hyy, hxy = a * a * haa + a * ga, b * b * hbb + b * gb, a * b * hab
@@ -87,7 +105,7 @@ def _newton_step(u, n, k, la, lb, lbinom):
     size = np.maximum(np.hypot(dx, dy), 1e-300)
     shrink = np.minimum(1.0, 2.0 / size)
     dx, dy = dx * shrink, dy * shrink
-    base = _q_value(u, n, k, np.exp(la), np.exp(lb), lbinom)
+    base = np.sum(u * (lbinom + log_a[..., k] + log_b[..., n - k] - log_ab[..., n]), axis=-1)   # _q_value at (a, b)
     new_la, new_lb = la.copy(), lb.copy()
     pending = np.ones(la.shape, bool)
     t = 1.0
@@ -105,6 +123,7 @@ def _newton_step(u, n, k, la, lb, lbinom):
     return new_la, new_lb
 
 
+@one_blas_thread
 def fit_beta_mixture_levels(lv: Levels, weights0: np.ndarray, alpha0: np.ndarray, beta0: np.ndarray, *,
                             max_iter: int = 500, tol: float = 1e-7,
                             selection: Selection | None = None) -> BetaMixtureParams:
@@ -136,7 +155,7 @@ def fit_beta_mixture_levels(lv: Levels, weights0: np.ndarray, alpha0: np.ndarray
     def loglik(theta):
         w_, la_, lb_ = theta
         logp = np.log(np.maximum(w_, 1e-300))[..., None] + _log_bb(n, k, np.exp(la_), np.exp(lb_), lbinom)
-        lse = special.logsumexp(logp, axis=1)                        # (B, L)
+        lse = _logsumexp(logp, axis=1)                               # (B, L)
         if selection is None:
             return np.sum(counts * lse, axis=1), logp, lse
         return selection.loglik(counts, np.exp(lse)), logp, lse
@@ -213,7 +232,8 @@ class BetaMixturePrior(SelectionFrequencyPrior):
         Number of beta components; None chooses it by BIC over
         1..``max_components`` (capped so that 3K - 1 parameters do not exceed
         the degrees of freedom of the k distribution: max n, or the number of
-        within-bin frequencies under selection).
+        within-bin frequencies under selection), stopping at the first K whose
+        BIC is no lower than K - 1's.
     max_components : int, default=4
     n_init : int, default=4
         EM starts (the first from quantiles of k/n, the rest random); the best
@@ -230,7 +250,7 @@ class BetaMixturePrior(SelectionFrequencyPrior):
     loglik_ : float
     converged_ : bool
     n_iter_ : int
-    bic_ : dict of int to float (only when n_components is None)
+    bic_ : dict of int to float (only when n_components is None): the K tried
 
     Examples
     --------
@@ -271,8 +291,9 @@ class BetaMixturePrior(SelectionFrequencyPrior):
             fit = _fit_restarts(lv, kc, max(1, int(self.n_init)), rng, self.max_iter, self.tol, selection)
             bic = -2.0 * float(fit.loglik[0]) + (3 * kc - 1) * np.log(total)
             self.bic_[kc] = bic
-            if best is None or bic < best[0]:
-                best = (bic, fit)
+            if best is not None and bic >= best[0]:
+                break                      # a component more fits no better: nor will more still
+            best = (bic, fit)
         fit = best[1]
         order = np.argsort(fit.alpha[0] / (fit.alpha[0] + fit.beta[0]))
         self.weights_ = fit.weights[0][order]
@@ -319,14 +340,15 @@ class BetaMixturePrior(SelectionFrequencyPrior):
         return np.sum(resp * (k[..., None] + self.alpha_) / (n[..., None] + self.alpha_ + self.beta_), axis=-1)
 
     def fit_batch(self, n_selected: ArrayLike, n_annotators: ArrayLike, counts: ArrayLike, *,
-                  selection_edges: tuple[float, ...] | None = None, batch_max_iter: int = 300) -> PriorBatch:
+                  selection_edges: tuple[float, ...] | None = None, start: "BetaMixturePrior | None" = None,
+                  batch_max_iter: int = 300) -> PriorBatch:
         """Fit every row of ``counts`` (B, N) in one vectorized EM, warm-started
-        from a full fit (a clone of this prior) to the row-mean counts, which
-        also chooses K by BIC when ``n_components`` is None."""
+        from ``start`` or from a full fit (which also chooses K by BIC when
+        ``n_components`` is None) to the row-mean counts."""
         lv = to_levels(n_selected, n_annotators, np.atleast_2d(np.asarray(counts, float)))
         check_identifiable(lv, "beta-mixture prior")
-        pooled = self.unfitted().fit(lv.k, lv.n, lv.counts.mean(axis=0), selection_edges=selection_edges)
-        if lv.counts.shape[0] == 1:
+        pooled = self._pooled(lv.k, lv.n, lv.counts, selection_edges, start)
+        if lv.counts.shape[0] == 1 and start is None:
             return PriorBatch.of([pooled])
         selection = None
         if selection_edges is not None:

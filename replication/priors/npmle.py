@@ -22,10 +22,9 @@ from functools import partial
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.exceptions import ConvergenceWarning
 
-from replication.priors._base import (Levels, PriorBatch, Selection, SelectionFrequencyPrior, check_identifiable,
-                                      complete_levels, log_binom_pmf, to_levels)
+from replication.priors._base import (ConvergenceWarning, Levels, PriorBatch, Selection, SelectionFrequencyPrior,
+                                      check_identifiable, complete_levels, log_binom_pmf, one_blas_thread, to_levels)
 from replication.priors.registry import register_prior
 
 
@@ -40,6 +39,7 @@ class NPMLEParams:
     n_iter: int
 
 
+@one_blas_thread
 def fit_npmle_levels(lv: Levels, grid: np.ndarray, weights0: np.ndarray | None = None, *,
                      max_iter: int = 2000, tol: float = 1e-6, selection: Selection | None = None) -> NPMLEParams:
     """SQUAREM-accelerated EM for the grid NPMLE, batched over rows of ``lv.counts`` (B, L).
@@ -193,15 +193,15 @@ class NPMLEPrior(SelectionFrequencyPrior):
         return (joint @ self.atoms_) / joint.sum(axis=-1)
 
     def fit_batch(self, n_selected: ArrayLike, n_annotators: ArrayLike, counts: ArrayLike, *,
-                  selection_edges: tuple[float, ...] | None = None, batch_max_iter: int = 100,
-                  batch_tol: float = 1e-7) -> PriorBatch:
+                  selection_edges: tuple[float, ...] | None = None, start: "NPMLEPrior | None" = None,
+                  batch_max_iter: int = 100, batch_tol: float = 1e-7) -> PriorBatch:
         """Fit every row of ``counts`` (B, N) on this prior's grid in one
-        vectorized EM, warm-started from the fit (a clone of this prior) to the
+        vectorized EM, warm-started from ``start`` or from the fit to the
         row-mean counts, mixed with 10% uniform so that no atom is lost."""
         lv = to_levels(n_selected, n_annotators, np.atleast_2d(np.asarray(counts, float)))
         check_identifiable(lv, "NPMLE prior")
-        pooled = self.unfitted().fit(lv.k, lv.n, lv.counts.mean(axis=0), selection_edges=selection_edges)
-        if lv.counts.shape[0] == 1:
+        pooled = self._pooled(lv.k, lv.n, lv.counts, selection_edges, start)
+        if lv.counts.shape[0] == 1 and start is None:
             return PriorBatch.of([pooled])
         grid = np.linspace(0.0, 1.0, int(self.grid_size))
         start = np.zeros(len(grid))
