@@ -163,3 +163,24 @@ def test_bias_api_weights_reproduce_adjusted_accuracy(tmp_path):
     model = res.adjusted_accuracy["npmle"].index[0]
     assert np.isclose((weights["npmle"] * weights[model]).mean(),
                       summary["models"][model]["adjusted"]["npmle"]["replication_accuracy"])
+
+
+@pytest.mark.filterwarnings("ignore:NPMLEPrior. EM did not converge")
+def test_deconvolution_intervals_cover_the_truth_over_simulated_studies():
+    """20 small studies (2,000 reference / 1,000 MatchedFrequency images, 6
+    models, 40 replicates): the 95% intervals of the deconvolution methods'
+    gaps cover each model's true gap about 92% of the time here (30 studies:
+    betabinomial 92%, npmle 93%); naive's almost never do. A bound of 80%
+    over 120 intervals fails intervals that ignore the priors' refits."""
+    cfg = SimulationConfig.preset("engstrom2020", n_classes=100, n_models=6)
+    covered = {"naive": [], "betabinomial": [], "npmle": []}
+    for i in range(20):
+        sim = simulate(cfg, np.random.default_rng([14, i]))
+        ci = SelectionBiasEstimator(tuple(covered), n_bootstrap=40, random_state=i).fit(
+            sim.annotations, sim.correctness).conf_int()
+        for method, hits in covered.items():
+            bounds = ci.xs(f"adjusted_gap[{method}]", level="quantity").reindex(sim.truth.index)
+            hits.extend((bounds["lower"] <= sim.truth["gap"]) & (sim.truth["gap"] <= bounds["upper"]))
+    rate = {m: np.mean(h) for m, h in covered.items()}
+    assert rate["betabinomial"] >= 0.8 and rate["npmle"] >= 0.8, rate
+    assert rate["naive"] < 0.3, rate
