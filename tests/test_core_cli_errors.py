@@ -65,14 +65,22 @@ def test_placebo_without_bootstrap(reference_dir, tmp_path):
     assert all(v["adjusted"]["naive"]["ci"] == [None, None] for v in payload["models"].values())
 
 
-def _command_actions():
-    """(command, action) for every option of every registered command."""
+def _command_actions(parser=None, prefix=()):
+    """(command words, action) for every option of every registered command,
+    sub-commands included (``annotate plan``)."""
     import argparse
 
     from replication.cli import build_parser
 
-    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return [(name, action) for name, parser in sub.choices.items() for action in parser._actions]
+    parser = build_parser() if parser is None else parser
+    out = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                out += _command_actions(sub, (*prefix, name))
+        elif prefix:
+            out.append((prefix, action))
+    return out
 
 
 @pytest.mark.parametrize("flag,bad,what", [
@@ -88,12 +96,12 @@ def test_every_command_checks_seeds_replicates_and_levels_in_one_line(tmp_path, 
     from replication.cli import args as cli_args
 
     monkeypatch.chdir(tmp_path)
-    commands = sorted({name for name, action in _command_actions() if flag in action.option_strings})
+    commands = sorted({words for words, action in _command_actions() if flag in action.option_strings})
     assert commands, flag
-    for name in commands:
-        assert main([name, flag, bad]) == 2, name
+    for words in commands:
+        assert main([*words, flag, bad]) == 2, words
         err = capsys.readouterr().err.strip()
-        assert err.count("\n") == 0 and err.startswith(f"replication {name}: error: argument {flag}: "), err
+        assert err.count("\n") == 0 and err.startswith(f"replication {' '.join(words)}: error: argument {flag}: "), err
         assert what in err, err
     assert list(tmp_path.iterdir()) == []
     types = {action.type for _, action in _command_actions() if flag in action.option_strings}

@@ -17,7 +17,7 @@ import argparse
 import os
 import sys
 
-from replication.cli.args import unit_interval
+from replication.cli.args import add_seed, unit_interval
 from replication.cli.paths import PathRoles
 
 
@@ -55,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--images", required=True, help="table of images to annotate (reference and candidates together)")
     a.add_argument("--out", required=True, help="plan folder (plan.json, images.csv, tasks.csv)")
     a.add_argument("--annotators", type=int, default=10, metavar="N", help="distinct annotators per image (default 10)")
-    a.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_seed(a)
     a.add_argument("--images-per-task", type=int, default=48, help="images per task (default 48)")
     a.add_argument("--positive-controls", type=int, default=3, help="positive controls per task (default 3)")
     a.add_argument("--negative-controls", type=int, default=3, help="negative controls per task (default 3)")
@@ -132,7 +132,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--rule", choices=("matched-frequency", "threshold", "top-images"), default="matched-frequency")
     a.add_argument("--per-class", type=int, default=10, help="images per class (default 10)")
     a.add_argument("--min-annotators", type=int, default=None, help="only images with this many accepted votes")
-    a.add_argument("--seed", type=int, default=0)
+    add_seed(a)
     a.add_argument("--out", required=True, help="annotations table for replication bias")
     a.add_argument("--images", help="the image table given to plan (for --images-out)")
     a.add_argument("--images-out", help="lay the drawn images out as an ImageNet-v2 folder of links, for evaluate")
