@@ -29,6 +29,7 @@ from evaluators.outputs import TOPK, ChunkStore, assemble, chunk_table, result_p
 from evaluators.registry import LoadedModel
 from evaluators.runner import (PRECISIONS, Batch, CropDataset, ModelRunner, chunk_loader, chunk_ranges,
                                default_workers, iter_chunks, resolve_device, shard_chunks)
+from evaluators.scoring import Scoring
 from replication.errors import InputError
 from replication.io.atomic import write_json
 
@@ -138,15 +139,15 @@ def _error_message(errors: list[tuple[str, str]], max_errors: int) -> str:
             f"Fix or remove them, or rerun with --max-errors {len(errors)} to score the rest (finished chunks are kept)")
 
 
-def _batch_rows(batch: Batch, logits: torch.Tensor | None, save_logits: bool) -> tuple:
-    """(sample indices, top-5 int16 (-1 on error), error reasons, float16 logits or None) of one batch,
-    readable images first."""
+def _batch_rows(batch: Batch, logits: torch.Tensor | None, save_logits: bool, scoring: Scoring) -> tuple:
+    """(sample indices, top-5 int16 (-1 on error; within the scoring's class
+    subset), error reasons, float16 logits or None) of one batch, readable images first."""
     n_ok = len(batch.indices)
     idx = np.concatenate([batch.indices.numpy(), np.array([i for i, _ in batch.errors], dtype=np.int64)])
     top5 = np.full((len(idx), TOPK), -1, dtype=np.int16)
     logits_np = np.zeros((len(idx), 1000), dtype=np.float16) if save_logits else None
     if n_ok:
-        top5[:n_ok] = logits.topk(TOPK, dim=1).indices.numpy()
+        top5[:n_ok] = scoring.top_k(logits, TOPK)
         if save_logits:
             logits_np[:n_ok] = logits.numpy()
     return idx, top5, [None] * n_ok + [e for _, e in batch.errors], logits_np
@@ -162,7 +163,7 @@ def _chunk_result(parts: list[tuple]) -> pa.Table:
 
 def _run_chunks(runner: ModelRunner, source: ImageSource, crops: torch.utils.data.Dataset, store: ChunkStore,
                 chunks: list[range], pending: list[range], opts: EngineOptions, *, workers: int,
-                n_prev_errors: int, bar) -> None:
+                n_prev_errors: int, bar, scoring: Scoring) -> None:
     """Score the ``pending`` chunks, writing each to ``store`` when finished."""
     if not pending:
         return
@@ -176,7 +177,7 @@ def _run_chunks(runner: ModelRunner, source: ImageSource, crops: torch.utils.dat
         if n_prev_errors + len(errors) > opts.max_errors:
             prefix = f"{n_prev_errors} earlier + " if n_prev_errors else ""
             raise InputError(prefix + _error_message(errors, opts.max_errors))
-        parts.append(_batch_rows(batch, logits, opts.save_logits))
+        parts.append(_batch_rows(batch, logits, opts.save_logits, scoring))
         bar.update(batch.size)
         if last:
             store.write(chunk_id[chunk[0]], _chunk_result(parts))
@@ -238,13 +239,16 @@ def evaluate_source(lm: LoadedModel, source: ImageSource, dataset: str, out_dir:
         return {**json.loads(json_path.read_text()), "skipped": True}
     if len(source) == 0:
         raise InputError(f"{source.root}: no images found for {dataset}")
+    scoring = Scoring.of(source)
+    scoring.check_model(lm.name, lm.classes, dataset)
     dev = resolve_device(opts.device)
     if opts.gpu_decode and dev.type != "cuda":
         raise InputError("--gpu-decode needs a CUDA device")
     workers = default_workers() if opts.workers is None else opts.workers
     key = run_key(lm, source, dataset, device=dev, precision=opts.precision, batch_size=opts.batch_size,
                   chunk_size=opts.chunk_size, save_logits=opts.save_logits, channels_last=opts.channels_last,
-                  compile=opts.compile, gpu_decode=opts.gpu_decode, classifier_fp32=opts.precision != "fp32")
+                  compile=opts.compile, gpu_decode=opts.gpu_decode, classifier_fp32=opts.precision != "fp32",
+                  class_subset=scoring.classes)
     rank, world = opts.shard
     if world > 1 and rank:
         opts.barrier()  # rank 0 has set up the work folder
@@ -272,7 +276,7 @@ def evaluate_source(lm: LoadedModel, source: ImageSource, dataset: str, out_dir:
     t_eval = time.perf_counter()
     try:
         _run_chunks(runner, source, crops, store, chunks, pending, opts, workers=workers,
-                    n_prev_errors=n_prev_errors, bar=bar)
+                    n_prev_errors=n_prev_errors, bar=bar, scoring=scoring)
     finally:
         bar.close()
     eval_s = time.perf_counter() - t_eval
@@ -293,7 +297,7 @@ def evaluate_source(lm: LoadedModel, source: ImageSource, dataset: str, out_dir:
         "root": str(source.root.resolve()), "layout": source.layout,
         **{k: summary[k] for k in ("n_images", "n_scored", "n_errors", "top1", "top5")},
         "max_errors": opts.max_errors, "errors": summary["errors"],
-        "manifest_check": manifest_check,
+        "manifest_check": manifest_check, "scoring": scoring.to_dict(),
         "provenance": lm.provenance, "weights_sha256": lm.provenance.get("weights_sha256"),
         "preprocess": lm.preprocess.to_dict(), "preprocess_hash": lm.preprocess.hash(),
         "device": device_description(dev), "precision": opts.precision, "channels_last": opts.channels_last,

@@ -67,15 +67,19 @@ def check_dataset(dataset_id: str, source: ImageSource) -> ManifestCheck:
     if n != man["n_images"]:
         diffs.append(f"{n} images found, manifest expects {man['n_images']}")
     counts = source.class_counts()
-    per_class = man["images_per_class"]
     wnids = imagenet_classes().wnids
     folder_names = source.layout in ("imagenetv2-folder", "imagenetv2-tar")
-    for c in np.flatnonzero(counts != per_class):
-        where = f"class folder {c}/" if folder_names else f"class {c} ({wnids[c]})"
-        if counts[c] == 0:
-            diffs.append(f"{where}: missing (0 of {per_class} images)")
-        else:
-            diffs.append(f"{where}: {counts[c]} images, expected {per_class}")
+    expected = man.get("class_counts", man.get("images_per_class"))
+    if expected is not None:
+        expected = np.broadcast_to(np.asarray(expected), counts.shape)
+        for c in np.flatnonzero(counts != expected):
+            where = f"class folder {c}/" if folder_names else f"class {c} ({wnids[c]})"
+            if counts[c] == 0:
+                diffs.append(f"{where}: missing (0 of {expected[c]} images)")
+            else:
+                diffs.append(f"{where}: {counts[c]} images, expected {expected[c]}")
+    else:  # per-class counts unpublished: every class of the dataset present, no other class
+        diffs += _class_coverage(man, source, counts)
     ids = np.array([s.image_id for s in source.samples])
     uniq, cnt = np.unique(ids, return_counts=True)
     diffs += [f"image id {i} appears {k} times" for i, k in zip(uniq[cnt > 1], cnt[cnt > 1])]
@@ -88,6 +92,25 @@ def check_dataset(dataset_id: str, source: ImageSource) -> ManifestCheck:
         diffs += [f"unexpected file extension (manifest: {', '.join(exts)}): {loc}" for loc in odd]
     diffs += list(source.problems)
     return ManifestCheck(dataset_id, source.layout, str(source.root), man["n_images"], n, diffs)
+
+
+def _class_coverage(man: dict, source: ImageSource, counts: np.ndarray) -> list[str]:
+    """Differences in which classes a copy holds, for a manifest without
+    per-class counts: classes outside the dataset's (``classes``, else all
+    1000), classes without an image (an image counts for each of its
+    ``targets``), and a class subset other than the manifest's."""
+    wnids = imagenet_classes().wnids
+    allowed = np.zeros(len(counts), dtype=bool)
+    allowed[man.get("classes", slice(None))] = True
+    covered = np.zeros(len(counts), dtype=bool)
+    covered[[c for s in source.samples for c in (s.targets or (s.label,))]] = True
+    out = [f"class {c} ({wnids[c]}): {counts[c]} images, but it is not a class of {man['id']}"
+           for c in np.flatnonzero(~allowed & (counts > 0))]
+    out += [f"class {c} ({wnids[c]}): missing (no images)" for c in np.flatnonzero(allowed & ~covered)]
+    subset = getattr(source, "class_subset", None)
+    if man.get("classes") is not None and subset is not None and list(subset) != list(man["classes"]):
+        out.append(f"the copy's class subset ({len(subset)} classes) differs from the manifest's ({len(man['classes'])})")
+    return out
 
 
 def check_archive(dataset_id: str, path: str | Path) -> list[str]:

@@ -3,8 +3,10 @@
 Per image (``DIR/<dataset>/<model>.parquet``): ``image_id``, ``label``,
 ``pred1``..``pred5`` (int16, -1 where the image could not be read),
 ``correct1``, ``correct5`` (int8 0/1), ``error`` (null, or the reason the
-image could not be scored) and, with ``--save-logits``, ``logits``
-(fixed-size list of 1000 float16). Rows follow the source's sample order.
+image could not be scored), ``targets`` (the accepted classes, for datasets
+scored against label sets; see :mod:`evaluators.scoring`) and, with
+``--save-logits``, ``logits`` (fixed-size list of 1000 float16, before any
+class-subset restriction). Rows follow the source's sample order.
 A JSON sidecar (``<model>.json``) holds the summary and provenance.
 
 While running, finished chunks of consecutive samples go to a hidden work
@@ -26,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from evaluators.datasets.base import Sample
+from evaluators.scoring import Scoring
 from replication.io.atomic import atomic_path, write_json
 
 TOPK = 5
@@ -115,9 +118,11 @@ def assemble(samples: list[Sample], chunks: pa.Table) -> pa.Table:
     cols = {"image_id": pa.array([s.image_id for s in samples], type=pa.string()), "label": pa.array(labels)}
     for k in range(TOPK):
         cols[f"pred{k + 1}"] = pa.array(preds[:, k].astype(np.int16))
-    cols["correct1"] = pa.array((preds[:, 0] == labels).astype(np.int8))
-    cols["correct5"] = pa.array((preds == labels[:, None]).any(axis=1).astype(np.int8))
+    targets = [s.targets for s in samples]
+    cols["correct1"], cols["correct5"] = map(pa.array, Scoring.correct(preds, labels, targets))
     cols["error"] = chunks["error"]
+    if any(targets):
+        cols["targets"] = pa.array([list(t) for t in targets], type=pa.list_(pa.int16()))
     if "logits" in chunks.column_names:
         cols["logits"] = chunks["logits"]
     return pa.table(cols)

@@ -47,12 +47,15 @@ LITE_PREPROCESS = PreprocessCfg(crop_size=224, resize_size=256, interpolation="b
 class LoadedModel:
     """A ready-to-evaluate model: ``module`` maps normalized float images
     (N, 3, crop, crop) to logits (N, 1000); ``preprocess`` is its resolved
-    preprocessing; ``provenance`` says where it and its weights came from."""
+    preprocessing; ``provenance`` says where it and its weights came from;
+    ``classes``: the ImageNet classes it really scores when not all 1000
+    (the others' logits are -inf; see :mod:`evaluators.scoring`)."""
 
     name: str
     module: "object"
     preprocess: PreprocessCfg
     provenance: dict = field(default_factory=dict)
+    classes: tuple[int, ...] | None = None
 
 
 _REGISTRY: dict[str, Callable[..., LoadedModel]] = {}

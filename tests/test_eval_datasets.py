@@ -181,7 +181,7 @@ def test_manifests_load_and_publish_known_checksums():
     assert arch["name"] == "imagenetv2-matched-frequency.tar.gz" and len(arch["sha256"]) == 64
     assert load_manifest("imagenet-val")["archives"][0]["md5"] == "29b22e2961454d5413ddabcf34fc5622"
     with pytest.raises(InputError, match="unknown dataset"):
-        load_manifest("imagenet-a")
+        load_manifest("imagenet-c")
 
 
 def test_manifest_counts_match_the_reference_definitions(reference_dir):

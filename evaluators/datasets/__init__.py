@@ -11,10 +11,18 @@ from evaluators.datasets.class_folder import ClassFolder, read_class_map
 from evaluators.datasets.hf import SAVED_MARKERS, HFImageDataset
 from evaluators.datasets.imagenet_flat import VAL_NAME, ImageNetValFlat, read_val_labels
 from evaluators.datasets.imagenet_folder import ImageNetFolder
+from evaluators.datasets.imagenet_shift import ImageNetShiftFolder
 from evaluators.datasets.imagenetv2 import ImageNetV2Folder, ImageNetV2Tar
+from evaluators.datasets.objectnet import ObjectNetFolder
+from evaluators.datasets.real import ImageNetReal
 from replication.errors import InputError
 
-LAYOUTS = ("auto", "imagenet-folder", "imagenet-flat", "imagenetv2-folder", "imagenetv2-tar", "hf", "class-folder")
+LAYOUTS = ("auto", "imagenet-folder", "imagenet-flat", "imagenetv2-folder", "imagenetv2-tar", "hf", "class-folder",
+           "imagenet-shift-folder", "objectnet")
+#: datasets whose images are ImageNet val's (read with the val layouts)
+VAL_IMAGES = ("imagenet-val", "imagenet-real")
+#: natural-shift releases stored as wnid class folders
+SHIFT_FOLDERS = ("imagenet-a", "imagenet-r", "imagenet-sketch")
 
 
 def detect_layout(dataset_id: str, root: Path) -> str:
@@ -28,7 +36,11 @@ def detect_layout(dataset_id: str, root: Path) -> str:
     names = [p.name for p in root.iterdir()]
     if any(n in SAVED_MARKERS for n in names) or any(root.glob("*.parquet")) or any(root.glob("data/*.parquet")):
         return "hf"
-    if dataset_id == "imagenet-val":
+    if dataset_id == "objectnet":
+        return "objectnet"
+    if dataset_id in SHIFT_FOLDERS:
+        return "imagenet-shift-folder"
+    if dataset_id in VAL_IMAGES:
         wnids = imagenet_classes().wnid_to_index
         if any(n in wnids for n in names):
             return "imagenet-folder"
@@ -38,20 +50,50 @@ def detect_layout(dataset_id: str, root: Path) -> str:
     return "imagenetv2-folder"
 
 
+def release_root(root: Path, folder_name: str | None) -> Path:
+    """``root``, or the release folder ``folder_name`` inside it
+    (``imagenet-a``, ``sketch``, ``objectnet-1.0``, ...) when ``root`` holds
+    that folder and neither wnid class folders nor ``images/`` of its own."""
+    if not folder_name or not (root / folder_name).is_dir() or (root / "images").is_dir():
+        return root
+    wnids = imagenet_classes().wnid_to_index
+    return root if any(p.name in wnids for p in root.iterdir()) else root / folder_name
+
+
 def open_dataset(dataset_id: str, root: str | os.PathLike, *, layout: str = "auto",
                  labels: str | os.PathLike | None = None, split: str | None = None,
-                 **hf_kwargs: str | None) -> ImageSource:
+                 real_labels: str | os.PathLike | None = None, **hf_kwargs: str | None) -> ImageSource:
     """The reader for ``dataset_id`` stored at ``root``.
 
     ``labels``: for ``imagenet-flat`` the devkit or ``LOC_val_solution.csv``;
-    for ``class-folder`` the class map (JSON or CSV). ``hf_kwargs`` go to
-    :class:`HFImageDataset` (image_column, label_column, id_column, cache_dir).
+    for ``class-folder`` the class map (JSON or CSV). ``real_labels``: ReaL's
+    ``real.json`` for ``imagenet-real`` (default: found beside the val copy).
+    ``hf_kwargs`` go to :class:`HFImageDataset` (image_column, label_column,
+    id_column, cache_dir). A dataset scored on a class subset (its manifest's
+    ``classes``) gets it as ``class_subset`` whatever the layout.
     """
-    root = Path(root)
+    from evaluators.manifests import load_manifest  # (evaluators.manifests imports this package)
+
     if layout not in LAYOUTS:
         raise InputError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+    manifest = load_manifest(dataset_id)
+    root = release_root(Path(root), manifest.get("folder_name"))
     if layout == "auto":
         layout = detect_layout(dataset_id, root)
+    source = _open_layout(root, layout, labels, split, hf_kwargs, manifest.get("classes"))
+    if dataset_id == "imagenet-real":
+        return ImageNetReal(source, real_labels)
+    if manifest.get("classes") is not None and source.class_subset is None:
+        source.class_subset = tuple(manifest["classes"])
+    return source
+
+
+def _open_layout(root: Path, layout: str, labels: str | os.PathLike | None, split: str | None, hf_kwargs: dict,
+                 classes: list[int] | None) -> ImageSource:
+    if layout == "imagenet-shift-folder":
+        return ImageNetShiftFolder(root, classes)
+    if layout == "objectnet":
+        return ObjectNetFolder(root)
     if layout == "imagenet-folder":
         return ImageNetFolder(root)
     if layout == "imagenet-flat":
@@ -70,5 +112,5 @@ def open_dataset(dataset_id: str, root: str | os.PathLike, *, layout: str = "aut
 __all__ = [
     "IMG_EXTENSIONS", "LAYOUTS", "ClassFolder", "HFImageDataset", "ImageNetFolder", "ImageNetV2Folder",
     "ImageNetV2Tar", "ImageNetValFlat", "ImageSource", "Sample", "detect_layout", "open_dataset",
-    "read_class_map", "read_val_labels",
+    "read_class_map", "read_val_labels", "ImageNetShiftFolder", "ObjectNetFolder", "ImageNetReal",
 ]

@@ -27,11 +27,14 @@ IMG_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".p
 class Sample:
     """One image: ``image_id`` (file name without extension), ILSVRC-2012
     ``label`` (0..999) and where to read it (a path relative to the root, an
-    archive member name, or a row number)."""
+    archive member name, or a row number). ``targets``: the classes that
+    count as correct when there are several (ReaL labels, an ObjectNet
+    class's ImageNet classes; see :mod:`evaluators.scoring`); empty: ``label``."""
 
     image_id: str
     label: int
     location: str
+    targets: tuple[int, ...] = ()
 
 
 def is_image_name(name: str) -> bool:
@@ -60,6 +63,8 @@ class ImageSource:
     """
 
     layout = "base"
+    #: sorted ImageNet class indices the logits are restricted to (None: all 1000; see evaluators.scoring)
+    class_subset: tuple[int, ...] | None = None
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
@@ -82,9 +87,10 @@ class ImageSource:
         return self.samples[index].location
 
     def listing(self) -> bytes:
-        """One UTF-8 line ``image_id<TAB>label<TAB>location`` per sample, in
+        """One UTF-8 line ``image_id<TAB>label<TAB>location[<TAB>targets]`` per sample, in
         order: the part of the run and crop-cache keys that identifies the listing."""
-        return "\n".join(f"{s.image_id}\t{s.label}\t{s.location}" for s in self.samples).encode()
+        return "\n".join(f"{s.image_id}\t{s.label}\t{s.location}" + (f"\t{s.targets}" if s.targets else "")
+                         for s in self.samples).encode()
 
     @property
     def labels(self) -> np.ndarray:

@@ -36,7 +36,7 @@ class ClassFolder(FileSource):
 
     Label rule: ``class_map[folder]`` (see :func:`read_class_map`); folders not
     in the map are listed in ``problems`` and not read. ``image_id`` is the file
-    stem; ``location`` is ``"<folder>/<file>"``. Subclasses override
+    stem (``<folder>/<stem>`` when ``folder_in_id``); ``location`` is ``"<folder>/<file>"``. Subclasses override
     :meth:`label_of` instead of passing a map.
 
     Parameters
@@ -54,6 +54,8 @@ class ClassFolder(FileSource):
     """
 
     layout = "class-folder"
+    #: image ids are ``<folder>/<file stem>`` (for releases whose file names repeat across folders)
+    folder_in_id = False
 
     def __init__(self, root: str | os.PathLike, class_map: Mapping[str, int] | None = None):
         super().__init__(root)
@@ -92,7 +94,8 @@ class ClassFolder(FileSource):
                 elif not is_image_name(f.name):
                     self.problems.append(f"not an image file: {rel}")
                 else:
-                    samples.append(Sample(image_id_of(f.name), label, rel))
+                    samples.append(Sample(f"{entry.name}/{image_id_of(f.name)}" if self.folder_in_id
+                                          else image_id_of(f.name), label, rel))
         self._set_samples(samples)
 
 

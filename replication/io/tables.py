@@ -27,6 +27,11 @@ DATASET_IDS = (
     "imagenetv2-matched-frequency",
     "imagenetv2-threshold0.7",
     "imagenetv2-top-images",
+    "imagenet-a",
+    "imagenet-r",
+    "imagenet-sketch",
+    "objectnet",
+    "imagenet-real",
 )
 ANNOTATION_COLUMNS = ("dataset", "image_id", "n_annotators", "n_selected")
 CORRECTNESS_KEYS = ("dataset", "image_id")
