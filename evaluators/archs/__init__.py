@@ -1,4 +1,4 @@
 """Network architectures that neither torchvision nor timm provide."""
-from evaluators.archs.efficientnet_lite import EfficientNetLite, efficientnet_lite0_arch
+from evaluators.archs.efficientnet_lite import LITE_PARAMS, EfficientNetLite, efficientnet_lite0_arch, efficientnet_lite_arch
 
-__all__ = ["EfficientNetLite", "efficientnet_lite0_arch"]
+__all__ = ["LITE_PARAMS", "EfficientNetLite", "efficientnet_lite0_arch", "efficientnet_lite_arch"]

