@@ -76,16 +76,26 @@ def jpeg_mode(data: bytes) -> str | None:
         return None
 
 
+def centre_crop(F, image, height: int, width: int, cfg: PreprocessCfg):
+    """``cfg.crop_size`` square centre crop of a PIL image or a tensor with
+    torchvision functional module ``F`` (v1 for PIL, v2 for tensors) at
+    ``cfg.crop_offset``; an image smaller than the crop is padded by ``F.center_crop``."""
+    c = cfg.crop_size
+    if cfg.crop_rounding == "round" or min(height, width) < c:
+        return F.center_crop(image, [c, c])
+    return F.crop(image, cfg.crop_offset(height), cfg.crop_offset(width), c, c)
+
+
 def crop_uint8(img: Image.Image, cfg: PreprocessCfg) -> torch.Tensor:
-    """Resize the shorter side to ``cfg.resize_size`` and centre-crop
-    ``cfg.crop_size`` with Pillow; returns uint8 (3, crop, crop)."""
+    """Resize (the shorter side, or both with ``squash``) to ``cfg.resize_size``
+    and centre-crop ``cfg.crop_size`` with Pillow; returns uint8 (3, crop, crop)."""
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as F
 
     mode = InterpolationMode(cfg.interpolation)
-    img = F.resize(img, cfg.resize_size, interpolation=mode, antialias=cfg.antialias)
-    img = F.center_crop(img, cfg.crop_size)
-    return F.pil_to_tensor(img)
+    size = cfg.resize_size if cfg.resize_mode == "shorter" else [cfg.resize_size, cfg.resize_size]
+    img = F.resize(img, size, interpolation=mode, antialias=cfg.antialias)
+    return F.pil_to_tensor(centre_crop(F, img, img.height, img.width, cfg))
 
 
 def resized_hw(h: int, w: int, size: int) -> tuple[int, int]:
@@ -132,12 +142,12 @@ def resize_crop(image: torch.Tensor, cfg: PreprocessCfg) -> torch.Tensor:
     sizes one row or column of the crop differs from Pillow's nearest."""
     from torchvision.transforms.v2 import functional as F
 
-    size = resized_hw(*image.shape[-2:], cfg.resize_size)
+    size = (cfg.resize_size,) * 2 if cfg.resize_mode == "squash" else resized_hw(*image.shape[-2:], cfg.resize_size)
     if image.device.type == "cpu" or cfg.interpolation == "nearest":
         out = _interpolate(image, size, cfg.interpolation, cfg.antialias)
     else:
         out = resize_rounded(image, size, cfg.interpolation, cfg.antialias)
-    return F.center_crop(out, [cfg.crop_size, cfg.crop_size]).contiguous()
+    return centre_crop(F, out, *size, cfg).contiguous()
 
 
 def decode_jpegs(encoded: torch.Tensor | list[torch.Tensor], device: str | torch.device = "cpu"):
