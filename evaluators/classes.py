@@ -17,10 +17,18 @@ N_CLASSES = 1000
 
 @dataclass(frozen=True)
 class ImageNetClasses:
-    """Class table: ``wnids[i]`` and ``names[i]`` belong to class index ``i``."""
+    """Class table: ``wnids[i]``, ``names[i]`` and ``synonyms[i]`` (the
+    WordNet lemmas, first = name) belong to class index ``i``."""
 
     wnids: tuple[str, ...]
     names: tuple[str, ...]
+    synonyms: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def full_names(self) -> tuple[str, ...]:
+        """``"tench, Tinca tinca"``: the lemmas joined by ", " (the label
+        strings of most published ImageNet checkpoints and of ObjectNet's mapping)."""
+        return tuple(", ".join(s) for s in self.synonyms)
 
     def index(self, wnid: str) -> int:
         """Class index of ``wnid``; KeyError for an unknown wnid."""
@@ -47,4 +55,5 @@ def imagenet_classes() -> ImageNetClasses:
     rows = sorted(json.loads(text), key=lambda r: r["index"])
     if [r["index"] for r in rows] != list(range(N_CLASSES)):
         raise RuntimeError("evaluators/data/imagenet_classes.json is not a 0..999 class table")
-    return ImageNetClasses(tuple(r["wnid"] for r in rows), tuple(r["name"] for r in rows))
+    return ImageNetClasses(tuple(r["wnid"] for r in rows), tuple(r["name"] for r in rows),
+                           tuple(tuple(r["synonyms"]) for r in rows))

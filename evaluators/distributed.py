@@ -78,19 +78,17 @@ class GridOptions:
     engine: EngineOptions = field(default_factory=EngineOptions)
 
 
-def _load(model_id: str, opts: GridOptions, weights: str | None = None):
+def _load(model_id: str, opts: GridOptions):
     from evaluators.registry import create_model
 
-    return create_model(model_id, weights=opts.weights if weights is None else weights, download=opts.download,
-                        preprocess=opts.overrides)
+    return create_model(model_id, weights=opts.weights, download=opts.download, preprocess=opts.overrides)
 
 
 def _preprocess(model_id: str, opts: GridOptions) -> PreprocessCfg:
-    """The resolved preprocessing of ``model_id``; the architecture is built
-    without loading published weights."""
-    from evaluators.registry import RANDOM
+    """The resolved preprocessing of ``model_id``, without loading published weights."""
+    from evaluators.registry import model_preprocess
 
-    return _load(model_id, opts, weights=RANDOM if opts.weights is None else opts.weights).preprocess
+    return model_preprocess(model_id, weights=opts.weights, download=opts.download, preprocess=opts.overrides)
 
 
 def _filled_cache(source: ImageSource, dataset: str, cfg: PreprocessCfg, opts: GridOptions, cache_dir: str | None) -> CropCache:

@@ -6,6 +6,10 @@ Model ids, resolved in this order by :func:`create_model`:
 * ``timm/<name>[.<tag>]``: a timm model with its pretrained config (needs timm);
 * ``torchscript:<path>``: a TorchScript file; preprocessing from an embedded
   ``preprocess.json`` extra file if present, else the defaults (overridable);
+* ``open_clip/<arch>:<tag>``: an open_clip model as a zero-shot classifier
+  (:mod:`evaluators.zero_shot`; needs open_clip_torch);
+* ``hf/<repo id or folder>``: a transformers image classifier with its image
+  processor's preprocessing (:mod:`evaluators.hf_models`; needs transformers);
 * ``<arch>[.<weights tag>]``: a torchvision classification model
   (``resnet50`` = ``resnet50.IMAGENET1K_V2``, its DEFAULT weights) with its
   weights' own transforms.
@@ -299,13 +303,41 @@ def model_factory(model_id: str) -> Callable[..., LoadedModel]:
 
     if model_id in _REGISTRY:
         return _REGISTRY[model_id]
-    for prefix, build in (("timm/", timm_model), ("torchscript:", torchscript_model)):
+    for prefix, build in (("timm/", timm_model), ("torchscript:", torchscript_model),
+                          ("open_clip/", _lazy("evaluators.zero_shot", "open_clip_model")),
+                          ("hf/", _lazy("evaluators.hf_models", "hf_model"))):
         if model_id.startswith(prefix):
             return functools.partial(build, model_id)
     if model_id.partition(".")[0] in torchvision.models.list_models(module=torchvision.models):
         return functools.partial(torchvision_model, model_id)
     raise InputError(f"unknown model {model_id!r}: not registered ({', '.join(sorted(_REGISTRY))}), "
-                     "not a torchvision classifier, not timm/<name> or torchscript:<path>")
+                     "not a torchvision classifier, not timm/<name>, torchscript:<path>, open_clip/<arch>:<tag> "
+                     "or hf/<repo id or folder>")
+
+
+def _lazy(module: str, name: str) -> Callable[..., LoadedModel]:
+    """``module.name``, imported when called (its libraries are optional)."""
+    def build(*args: object, **kwargs: object) -> LoadedModel:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+    return build
+
+
+def model_preprocess(model_id: str, *, weights: str | None = None, download: bool = False,
+                     preprocess: dict | None = None) -> PreprocessCfg:
+    """The resolved preprocessing of ``model_id`` without its published
+    weights (and, for open_clip and Hugging Face models, without building
+    a zero-shot head or the network: from their configs alone)."""
+    if model_id.startswith(("open_clip/", "hf/")) and weights in (None, RANDOM):
+        import importlib
+
+        module, name = (("evaluators.zero_shot", "open_clip_preprocess") if model_id.startswith("open_clip/")
+                        else ("evaluators.hf_models", "hf_preprocess"))
+        cfg = getattr(importlib.import_module(module), name)(model_id)
+    else:
+        cfg = create_model(model_id, weights=RANDOM if weights is None else weights, download=download).preprocess
+    return cfg.replace(**preprocess) if preprocess else cfg
 
 
 def create_model(model_id: str, *, weights: str | None = None, download: bool = False,
