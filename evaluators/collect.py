@@ -53,3 +53,25 @@ def collect_matrix(out_dir: str | Path, *, drop_errors: bool = False) -> tuple[p
         raise InputError(f"{out_dir}: model(s) {', '.join(missing[:5])} lack results on some dataset; "
                          "evaluate every model on every dataset")
     return validate_correctness(matrix, out_dir), n_dropped
+
+
+def accuracy_counts(out_dir: str | Path) -> pd.DataFrame:
+    """Top-1 of every (model, dataset) in ``out_dir/<dataset>/<model>.parquet``
+    over its scored images: columns ``model, dataset, n`` (images scored),
+    ``correct`` and ``accuracy`` (percent). Models need not share datasets."""
+    out_dir = Path(out_dir)
+    rows = []
+    for ds in DATASET_IDS:
+        for f in sorted((out_dir / ds).glob("*.parquet")):
+            t = pd.read_parquet(f, columns=["correct1", "error"])
+            scored = t["error"].isna().to_numpy()
+            rows.append((f.stem, ds, int(scored.sum()), int(t["correct1"].to_numpy()[scored].sum())))
+    if not rows:
+        raise InputError(f"{out_dir}: no evaluate outputs (expected <dataset>/<model>.parquet with dataset ids "
+                         f"{', '.join(DATASET_IDS)})")
+    df = pd.DataFrame(rows, columns=["model", "dataset", "n", "correct"])
+    empty = df["n"] == 0
+    if empty.any():
+        raise InputError(f"{out_dir}: {df.loc[empty, 'dataset'].iloc[0]}/{df.loc[empty, 'model'].iloc[0]}.parquet "
+                         "has no scored image")
+    return df.assign(accuracy=100.0 * df["correct"] / df["n"])

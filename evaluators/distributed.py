@@ -52,6 +52,7 @@ class DatasetSpec:
     split: str | None = None
     manifest_check: dict | None = None
     source: object = field(default=None, compare=False, repr=False)
+    real_labels: str | None = None
 
     def open(self) -> ImageSource:
         """The reader: ``source`` when already open, else :func:`open_dataset`."""
@@ -59,7 +60,8 @@ class DatasetSpec:
 
         if self.source is not None:
             return self.source
-        return open_dataset(self.dataset, self.root, layout=self.layout, labels=self.labels, split=self.split)
+        return open_dataset(self.dataset, self.root, layout=self.layout, labels=self.labels, split=self.split,
+                            real_labels=self.real_labels)
 
 
 @dataclass(frozen=True)

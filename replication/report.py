@@ -210,13 +210,14 @@ def _figure_html(f: ReportFigure) -> str:
 
 
 def reference_report(reference_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                     names: list[str] | None = None) -> Report:
+                     names: list[str] | None = None, options: dict[str, dict] | None = None) -> Report:
     """The paper figures regenerated from ``reference_dir`` as a :class:`Report`
     whose files (``out_dir/figures/NAME.{png,pdf,json}``) are written with the
-    page by :meth:`Report.write`."""
+    page by :meth:`Report.write`; ``options``: keyword options per figure
+    (the user's evaluate outputs for ``shift_lines``, the shift of the Taori figure)."""
     from replication.figures import render_all
 
-    saved, files = render_all(reference_dir, Path(out_dir) / "figures", names)
+    saved, files = render_all(reference_dir, Path(out_dir) / "figures", names, options)
     figs = [ReportFigure(s.name, files[s.png], s.data) for s in saved]
     return Report(
         title="Replication bias: paper figures from the reference data",
@@ -224,7 +225,8 @@ def reference_report(reference_dir: str | os.PathLike, out_dir: str | os.PathLik
                "they exist; figures marked simulated use the project's simulator because ImageNet-v2 selection "
                "frequencies were never published. Accuracies are top-1 in percent on the figures and fractions "
                "in the JSON."),
-        figures=figs, files=files, command=f"replication report --reference {reference_dir} --out {out_dir}")
+        figures=figs, files=files, command=f"replication report --reference {reference_dir} --out {out_dir}" + "".join(
+            f" --{k} {v}" for opts in (options or {}).values() for k, v in opts.items()))
 
 
 def add_design_section(report: Report, design: str | os.PathLike, out_dir: str | os.PathLike) -> Report:

@@ -1,4 +1,4 @@
-"""``replication evaluate``: score pretrained classifiers on ImageNet / ImageNet-v2 copies.
+"""``replication evaluate``: score pretrained classifiers on ImageNet, ImageNet-v2 and the other natural shifts.
 
 Several ``--model`` and ``--dataset`` values may be given; every model is
 scored on every dataset. ``--root`` pairs with ``--dataset`` either by
@@ -21,14 +21,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``evaluate`` subcommand on ``sub`` (``func=run``)."""
     p = sub.add_parser("evaluate", help="score pretrained classifiers; per-image parquet + JSON per (model, dataset)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", action="append", required=True, help="model id (repeatable): efficientnet_lite0, "
-                   "a torchvision name like resnet50[.IMAGENET1K_V1], timm/<name>, torchscript:<path>")
+    p.add_argument("--model", action="append", required=True, help="model id (repeatable): efficientnet_lite0 "
+                   "(or _lite1, _lite2), a torchvision name like resnet50[.IMAGENET1K_V1], timm/<name>, "
+                   "torchscript:<path>, open_clip/<arch>:<tag> (zero-shot), hf/<repo id or folder>")
     p.add_argument("--dataset", action="append", required=True, help="dataset id (repeatable)")
     p.add_argument("--root", action="append", required=True, help="dataset path per --dataset (by position, or DATASET=PATH)")
     p.add_argument("--out", required=True, help="output folder: OUT/<dataset>/<model>.parquet and .json")
     p.add_argument("--labels", action="append", default=[],
                    help="flat ImageNet val: devkit or LOC_val_solution.csv; class-folder layout: class map (per dataset)")
     p.add_argument("--layout", action="append", default=[], help="force a layout (per dataset); default auto")
+    p.add_argument("--real-labels", default=None, help="imagenet-real: ReaL's real.json (default: beside the val copy)")
     p.add_argument("--split", default=None, help="split of a Hugging Face dataset")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
@@ -103,14 +105,15 @@ def run(args: argparse.Namespace) -> int:
     roots = pair_with_datasets(args.root, args.dataset, "--root")
     labels = pair_with_datasets(args.labels, args.dataset, "--labels")
     weights = args.weights if args.weights not in (None, "random") else None
-    check_distinct_paths({"--root": list(roots.values()), "--labels": list(labels.values()), "--weights": weights},
-                         output_dirs={"--out": args.out})
+    check_distinct_paths({"--root": list(roots.values()), "--labels": list(labels.values()), "--weights": weights,
+                          "--real-labels": args.real_labels}, output_dirs={"--out": args.out})
     layouts = pair_with_datasets(args.layout, args.dataset, "--layout")
     sources, checks = {}, {}
     for ds in args.dataset:
         if ds not in roots:
             raise InputError(f"--root: no path for dataset {ds}")
-        src = open_dataset(ds, roots[ds], layout=layouts.get(ds, "auto"), labels=labels.get(ds), split=args.split)
+        src = open_dataset(ds, roots[ds], layout=layouts.get(ds, "auto"), labels=labels.get(ds), split=args.split,
+                           real_labels=args.real_labels)
         check = check_dataset(ds, src)
         check.allow_partial = args.allow_partial
         if not check.ok and not args.allow_partial:
@@ -127,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("under torchrun use the local backend, and --cache disk rather than memory (the ranks "
                          "fill one shared disk cache; each scores a shard)")
     specs = [DatasetSpec(ds, roots[ds], layouts.get(ds, "auto"), labels.get(ds), args.split, checks[ds].to_dict(),
-                         sources[ds]) for ds in args.dataset]
+                         sources[ds], args.real_labels) for ds in args.dataset]
     opts = GridOptions(out=args.out, weights=args.weights, download=args.download,
                        overrides={k: v for k, v in overrides.items() if v is not None}, cache=args.cache,
                        cache_dir=args.cache_dir, engine=replace(engine, device=device, shard=shard, barrier=barrier))

@@ -17,7 +17,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name", help="a figure name, 'all', or 'list' to print the names")
     p.add_argument("--reference", type=Path, help="folder laid out like ../shared/reference (required unless 'list')")
     p.add_argument("--out", type=Path, default=Path("figures"), help="output folder (default: ./figures)")
-    p.set_defaults(func=run, path_roles=PathRoles(inputs=("--reference",), output_dirs=("--out",)))
+    add_figure_options(p)
+    p.set_defaults(func=run, path_roles=PathRoles(inputs=("--reference", "--evaluations"), output_dirs=("--out",)))
+
+
+def add_figure_options(p: argparse.ArgumentParser) -> None:
+    """Options of single figures, shared by ``figures`` and ``report``."""
+    p.add_argument("--evaluations", type=Path, default=None,
+                   help="evaluate's --out folder: your models on the shift_lines figure")
+    p.add_argument("--y", default=None, metavar="DATASET",
+                   help="shift on the y axis of taori2020_effective_robustness (default imagenetv2-matched-frequency; "
+                        "imagenet-a, imagenet-r, imagenet-sketch, objectnet)")
+
+
+def figure_options(args: argparse.Namespace) -> dict[str, dict]:
+    """Per-figure keyword options from ``--evaluations`` and ``--y``."""
+    options = {"shift_lines": {"evaluations": args.evaluations}, "taori2020_effective_robustness": {"y": args.y}}
+    return {name: {k: v for k, v in opts.items() if v is not None} for name, opts in options.items()}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--reference DIR is required (a folder laid out like ../shared/reference)")
     names = None if args.name == "all" else [args.name]
     start = time.perf_counter()
-    saved = generate_all(args.reference, args.out, names)
+    saved = generate_all(args.reference, args.out, names, figure_options(args))
     for s in saved:
         print(f"{s.name}: {s.png} {s.pdf} {s.json}")
     print(f"{len(saved)} figure(s) in {time.perf_counter() - start:.1f} s -> {args.out}")

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from replication.cli.args import add_bootstrap, add_seed
+from replication.cli.figures import add_figure_options, figure_options
 from replication.cli.paths import PathRoles
 
 
@@ -21,12 +22,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_bootstrap(p, None, "bootstrap replicates of the simulated study (default: the demo's)")
     p.add_argument("--design", type=Path, default=None, metavar="FILE",
                    help="add the study-design section of this `replication design` JSON")
-    p.set_defaults(func=run, path_roles=PathRoles(inputs=("--reference", "--design"), output_dirs=("--out",)))
+    add_figure_options(p)
+    p.set_defaults(func=run, path_roles=PathRoles(inputs=("--reference", "--design", "--evaluations"),
+                                                  output_dirs=("--out",)))
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``replication report`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
     from replication.demo import DEMO_BOOTSTRAP, demo_report, run_demo
+    from replication.errors import InputError
     from replication.report import REPORT_NAME, add_design_section, reference_report
 
     start = time.perf_counter()
@@ -34,8 +38,10 @@ def run(args: argparse.Namespace) -> int:
         from replication.design.results import read_design
 
         read_design(args.design)  # a bad design file fails before any work
+    if args.reference is None and (args.evaluations is not None or args.y is not None):
+        raise InputError("--evaluations and --y apply to the reference figures: give --reference DIR too")
     if args.reference is not None:
-        report = reference_report(args.reference, args.out)
+        report = reference_report(args.reference, args.out, options=figure_options(args))
         if args.design is not None:
             add_design_section(report, args.design, args.out)
         path = report.write(args.out / REPORT_NAME)

@@ -14,7 +14,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--labels", default=None, help="flat ImageNet val: devkit or LOC_val_solution.csv; class-folder: class map")
     p.add_argument("--layout", default="auto")
     p.add_argument("--split", default=None, help="split of a Hugging Face dataset")
-    p.add_argument("--checksum", action="store_true", help="also hash an archive given as --root against the published checksum")
+    p.add_argument("--real-labels", default=None, help="imagenet-real: ReaL's real.json (default: beside the val copy)")
+    p.add_argument("--checksum", action="store_true", help="also hash an archive given as --root (and ReaL's "
+                   "real.json) against the published checksum")
     p.set_defaults(func=run)
 
 
@@ -24,10 +26,13 @@ def run(args: argparse.Namespace) -> int:
     from evaluators.datasets import open_dataset
     from evaluators.manifests import check_archive, check_dataset
 
-    src = open_dataset(args.dataset, args.root, layout=args.layout, labels=args.labels, split=args.split)
+    src = open_dataset(args.dataset, args.root, layout=args.layout, labels=args.labels, split=args.split,
+                       real_labels=args.real_labels)
     check = check_dataset(args.dataset, src)
-    if args.checksum and Path(args.root).is_file():
-        check.differences += check_archive(args.dataset, args.root)
+    if args.checksum:
+        for path in (args.root, getattr(src, "labels_file", None)):
+            if path is not None and Path(path).is_file():
+                check.differences += check_archive(args.dataset, path)
     for line in check.differences:
         print(line)
     print(check.summary())

@@ -19,6 +19,8 @@ the report with the file's size and sha256)::
       timm/results-imagenetv2-matched-frequency.csv  timm_scaling (required)
       timm/results-{imagenet-real,imagenet-a,imagenet-r,sketch}.csv   joined when present
       timm/benchmark-infer-*.csv                     timm_scaling: infer_gmacs per image
+      imagenet-testbed/*, timm/results-*.csv         shift_lines (plus, optionally, the user's evaluate
+                                                     outputs: option ``evaluations``)
 
 The engstrom2020_* figures (except the ReaL column of the histograms and
 the placebo study, which use the real ReaL votes) draw a simulated study,
@@ -45,6 +47,7 @@ from replication.figures import engstrom2020  # noqa: F401
 from replication.figures import taori2020  # noqa: F401
 from replication.figures import thompson2020  # noqa: F401
 from replication.figures import timm_scaling  # noqa: F401
+from replication.figures import shifts  # noqa: F401
 
 __all__ = ["DPI", "FIGURES", "FigureSpec", "SavedFigure", "describe", "figure_bytes", "figure_files", "generate",
            "generate_all", "mark_simulated", "register_figure", "render", "render_all", "save_figure", "style"]

@@ -257,17 +257,18 @@ def generate(name: str, reference_dir: str | os.PathLike, out_dir: str | os.Path
 
 
 def generate_all(reference_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                 names: list[str] | None = None) -> list[SavedFigure]:
+                 names: list[str] | None = None, options: dict[str, dict] | None = None) -> list[SavedFigure]:
     """Generate the named figures (default: all registered), with a progress
-    bar on stderr. Every input is checked and every figure drawn before the
-    files are written, all together, so a failure writes nothing."""
-    saved, files = render_all(reference_dir, out_dir, names)
+    bar on stderr; ``options``: keyword options per figure name. Every input
+    is checked and every figure drawn before the files are written, all
+    together, so a failure writes nothing."""
+    saved, files = render_all(reference_dir, out_dir, names, options)
     write_outputs(files)
     return saved
 
 
 def render_all(reference_dir: str | os.PathLike, out_dir: str | os.PathLike,
-               names: list[str] | None = None) -> tuple[list[SavedFigure], dict]:
+               names: list[str] | None = None, options: dict[str, dict] | None = None) -> tuple[list[SavedFigure], dict]:
     """Draw and encode the named figures (default: all registered) as
     :func:`generate_all` does, writing nothing: their :class:`SavedFigure`
     records and ``{path: content}`` of all their files."""
@@ -282,7 +283,7 @@ def render_all(reference_dir: str | os.PathLike, out_dir: str | os.PathLike,
     drawn = []
     try:
         for name in tqdm(chosen, desc="figures", unit="fig", disable=None):
-            drawn.append((name, *render(name, reference_dir)))
+            drawn.append((name, *render(name, reference_dir, **(options or {}).get(name, {}))))
     except BaseException:
         for _, fig, _ in drawn:
             plt.close(fig)

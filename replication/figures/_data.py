@@ -15,6 +15,19 @@ TESTBED_TYPES = "imagenet-testbed/model_types.csv"
 THOMPSON = "thompson/models_manual.csv"
 TIMM_DIR = "timm"
 
+#: dataset id -> name on figures
+DATASET_LABELS = {
+    "imagenet-val": "ImageNet val",
+    "imagenetv2-matched-frequency": "ImageNet-v2 MatchedFrequency",
+    "imagenetv2-threshold0.7": "ImageNet-v2 Threshold0.7",
+    "imagenetv2-top-images": "ImageNet-v2 TopImages",
+    "imagenet-real": "ImageNet-ReaL",
+    "imagenet-a": "ImageNet-A",
+    "imagenet-r": "ImageNet-R",
+    "imagenet-sketch": "ImageNet-Sketch",
+    "objectnet": "ObjectNet",
+}
+
 
 @functools.lru_cache(maxsize=4)
 def _correctness(path: str, mtime_ns: int) -> pd.DataFrame:

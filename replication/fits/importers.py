@@ -47,10 +47,15 @@ TESTBED_COLUMNS = {
     "imagenetv2-matched-frequency-format-val": "imagenetv2-matched-frequency",
     "imagenetv2-threshold-0.7-format-val": "imagenetv2-threshold0.7",
     "imagenetv2-top-images-format-val": "imagenetv2-top-images",
+    "imagenet-a": "imagenet-a",
+    "imagenet-r": "imagenet-r",
+    "imagenet-sketch": "imagenet-sketch",
+    "objectnet-1.0-beta": "objectnet",
 }
-#: images behind each testbed dataset column (for binomial intervals)
+#: images behind each testbed dataset column (for binomial intervals; the testbed's eval-setting sizes)
 DATASET_SIZES = {"imagenet-val": 50_000, "imagenetv2-matched-frequency": 10_000,
-                 "imagenetv2-threshold0.7": 10_000, "imagenetv2-top-images": 10_000}
+                 "imagenetv2-threshold0.7": 10_000, "imagenetv2-top-images": 10_000,
+                 "imagenet-a": 7_500, "imagenet-r": 30_000, "imagenet-sketch": 50_000, "objectnet": 18_514}
 _LISTED = 5
 
 
