@@ -40,6 +40,13 @@ def require_program(name: str) -> str:
     return path
 
 
+def one_error(stderr: str) -> str:
+    """The one ``error:`` line a failed command printed (warnings aside)."""
+    lines = [ln for ln in stderr.splitlines() if ": error: " in ln]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     """The folder of real reference data, ../shared/reference."""
