@@ -46,20 +46,23 @@ CHECK_SIZES = ((333, 250), (250, 333), (301, 301))
 def label_map(id2label: dict, model_id: str) -> np.ndarray:
     """int64 (num_labels,): the ImageNet class index of each output, -1 for
     a ``background`` output; InputError for a label that is no ImageNet class."""
-    labels = [str(id2label[i] if i in id2label else id2label[str(i)]) for i in range(len(id2label))]
+    labels = [str(id2label[i] if i in id2label else id2label[str(i)]).strip() for i in range(len(id2label))]
     table = imagenet_classes()
     full = table.full_names
-    if len(labels) == N_CLASSES and all(lab in (full[i], table.names[i], table.wnids[i]) for i, lab in enumerate(labels)):
-        return np.arange(N_CLASSES)
+    out = np.full(len(labels), -1, dtype=np.int64)
+    real = np.array([lab.lower() != "background" for lab in labels], dtype=bool)
+    kept = [lab for lab, r in zip(labels, real) if r]
+    if len(kept) == N_CLASSES and all(lab in (full[i], table.names[i], table.wnids[i]) for i, lab in enumerate(kept)):
+        out[real] = np.arange(N_CLASSES)       # the 1000 classes in index order ('crane' twice, by position)
+        return out
     by_name: dict[str, set[int]] = {}
     for i in range(N_CLASSES):
         for key in (full[i], table.names[i], table.wnids[i]):
             by_name.setdefault(key, set()).add(i)
-    out = np.full(len(labels), -1, dtype=np.int64)
     for k, lab in enumerate(labels):
-        if lab.strip().lower() == "background":
+        if not real[k]:
             continue
-        found = by_name.get(lab.strip(), set())
+        found = by_name.get(lab, set())
         if len(found) != 1:
             raise InputError(f"{model_id}: output {k} is labelled {lab!r}, which "
                              f"{'is not an ImageNet class name or wnid' if not found else 'names several ImageNet classes'}"
