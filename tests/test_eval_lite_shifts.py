@@ -164,15 +164,16 @@ def test_collect_and_accuracy_cover_every_dataset(evaluated, tmp_path, run):
             assert acc.loc[name, f"{ds}_n"] == len(t)
 
 
-def test_their_points_on_the_shift_figure(evaluated, reference_dir, tmp_path, run):
+def test_their_points_on_the_shift_figure(evaluated, reference_dir, tmp_path):
     from replication.figures._data import TESTBED_TOP1, TESTBED_TYPES, TIMM_DIR
     from replication.figures.shifts import SHIFTS, shift_line
     from replication.fits.importers import import_testbed, import_timm
+    from replication.report import reference_report
 
-    code, out, err = run("figures", "shift_lines", "--reference", reference_dir, "--evaluations", evaluated,
-                         "--out", tmp_path)
-    assert code == 0, err
-    d = json.loads((tmp_path / "shift_lines.json").read_text())
+    page = reference_report(reference_dir, tmp_path, names=["shift_lines"],
+                            options={"shift_lines": {"evaluations": evaluated}}).to_html()
+    assert "efficientnet_lite2" in page and "effective robustness (points)" in page   # the report's section
+    d = json.loads((tmp_path / "figures" / "shift_lines.json").read_text())
     testbed = import_testbed(reference_dir / TESTBED_TOP1, reference_dir / TESTBED_TYPES).table
     timm = import_timm(reference_dir / TIMM_DIR, gmacs=False).table
     acc = {(m, ds): 100 * pd.read_parquet(evaluated / ds / f"{m}.parquet")["correct1"].mean()

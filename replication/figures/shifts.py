@@ -98,9 +98,9 @@ def draw_shift_lines(reference_dir: Path, *, evaluations: str | Path | None = No
     """One panel per shift: published points, the standard models' line
     and band, y = x, and the user's models (``evaluations``: a folder of
     ``replication evaluate`` outputs) with their effective robustness."""
+    acc, user_files = user_models(evaluations) if evaluations is not None else (None, [])
     testbed = import_testbed(reference_dir / TESTBED_TOP1, reference_dir / TESTBED_TYPES).table
     timm = import_timm(reference_dir / TIMM_DIR, gmacs=False).table
-    acc, user_files = user_models(evaluations) if evaluations is not None else (None, [])
     names = sorted(acc["model"].unique()) if acc is not None else []
     style = {m: (PALETTE[(i + 1) % len(PALETTE)], MARKERS[i % len(MARKERS)]) for i, m in enumerate(names)}
     fig, axes = new_figure(2, 3, width=15.0, height=9.6)
