@@ -212,7 +212,7 @@ def cached_head(model: nn.Module, tokenizer, key: dict, *, progress: bool = True
     head = text_head(model, tokenizer, tuple(key["classnames"]), tuple(key["templates"]), device=device,
                      progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, suffix=".pt") as tmp:
+    with atomic_path(path) as tmp:
         torch.save({"key": key, "head": head}, tmp)
     return head, path, False
 
