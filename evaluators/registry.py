@@ -324,17 +324,19 @@ def _lazy(module: str, name: str) -> Callable[..., LoadedModel]:
     return build
 
 
+#: model id prefixes whose preprocessing comes from their configs alone
+_CONFIG_PREPROCESS = {"open_clip/": _lazy("evaluators.zero_shot", "open_clip_preprocess"),
+                      "hf/": _lazy("evaluators.hf_models", "hf_preprocess")}
+
+
 def model_preprocess(model_id: str, *, weights: str | None = None, download: bool = False,
                      preprocess: dict | None = None) -> PreprocessCfg:
     """The resolved preprocessing of ``model_id`` without its published
-    weights (and, for open_clip and Hugging Face models, without building
-    a zero-shot head or the network: from their configs alone)."""
-    if model_id.startswith(("open_clip/", "hf/")) and weights in (None, RANDOM):
-        import importlib
-
-        module, name = (("evaluators.zero_shot", "open_clip_preprocess") if model_id.startswith("open_clip/")
-                        else ("evaluators.hf_models", "hf_preprocess"))
-        cfg = getattr(importlib.import_module(module), name)(model_id)
+    weights (for open_clip and Hugging Face models from their configs alone:
+    no weights, no zero-shot head)."""
+    prefix = next((p for p in _CONFIG_PREPROCESS if model_id.startswith(p)), None)
+    if prefix is not None:
+        cfg = _CONFIG_PREPROCESS[prefix](model_id)
     else:
         cfg = create_model(model_id, weights=RANDOM if weights is None else weights, download=download).preprocess
     return cfg.replace(**preprocess) if preprocess else cfg

@@ -243,3 +243,13 @@ def test_model_without_the_subset_classes_is_refused(tmp_path, run):
     code, _, err = run("evaluate", "--model", f"hf/{folder}", "--dataset", "imagenetv2-matched-frequency",
                        "--root", v2, "--out", tmp_path / "out", "--allow-partial", "--workers", "0")
     assert code == 1 and "lacks 997 of the 1000 ImageNet classes" in one_error(err)
+
+
+def test_preprocessing_without_weights_or_head():
+    """The grid planner reads a model's crop from its configs: CLIP ViT-B/32's is
+    bicubic 224 with OpenAI's mean and std (Radford et al. 2021)."""
+    from evaluators.registry import model_preprocess
+
+    cfg = model_preprocess("open_clip/ViT-B-32:openai")
+    assert (cfg.crop_size, cfg.resize_size, cfg.interpolation, cfg.resize_mode) == (224, 224, "bicubic", "shorter")
+    assert cfg.mean == pytest.approx((0.48145466, 0.4578275, 0.40821073))
