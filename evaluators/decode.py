@@ -79,9 +79,10 @@ def jpeg_mode(data: bytes) -> str | None:
 def centre_crop(F, image, height: int, width: int, cfg: PreprocessCfg):
     """``cfg.crop_size`` square centre crop of a PIL image or a tensor with
     torchvision functional module ``F`` (v1 for PIL, v2 for tensors) at
-    ``cfg.crop_offset``; an image smaller than the crop is padded by ``F.center_crop``."""
+    ``cfg.crop_offset`` (``round`` is torchvision's ``center_crop``); an
+    image smaller than the crop is padded by ``F.center_crop``."""
     c = cfg.crop_size
-    if cfg.crop_rounding == "round" or min(height, width) < c:
+    if min(height, width) < c:
         return F.center_crop(image, [c, c])
     return F.crop(image, cfg.crop_offset(height), cfg.crop_offset(width), c, c)
 
