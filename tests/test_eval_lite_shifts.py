@@ -170,8 +170,8 @@ def test_their_points_on_the_shift_figure(evaluated, reference_dir, tmp_path):
     from replication.fits.importers import import_testbed, import_timm
     from replication.report import reference_report
 
-    page = reference_report(reference_dir, tmp_path, names=["shift_lines"],
-                            options={"shift_lines": {"evaluations": evaluated}}).to_html()
+    page = reference_report(reference_dir, tmp_path, names=["shift_lines"], options={
+        "shift_lines": {"evaluations": evaluated}}).write(tmp_path / "report.html").read_text(encoding="utf-8")
     assert "efficientnet_lite2" in page and "effective robustness (points)" in page   # the report's section
     d = json.loads((tmp_path / "figures" / "shift_lines.json").read_text())
     testbed = import_testbed(reference_dir / TESTBED_TOP1, reference_dir / TESTBED_TYPES).table
