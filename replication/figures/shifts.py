@@ -92,7 +92,8 @@ def user_robustness(acc: pd.DataFrame, y: str, fit: LineResults, *, seed: int = 
 @register_figure("shift_lines", title="Your models on six natural shifts among the testbed's 338 models and timm's "
                                       "1,556 configurations",
                  paper="Taori et al. 2020 (effective robustness); Radford et al. 2021; timm results",
-                 inputs=(TESTBED_TOP1, TESTBED_TYPES, f"{TIMM_DIR}/{TIMM_RESULTS[X]}"))
+                 inputs=(TESTBED_TOP1, TESTBED_TYPES, f"{TIMM_DIR}/{TIMM_RESULTS[X]}",
+                         f"{TIMM_DIR}/{TIMM_RESULTS['imagenet-real']}"))
 def draw_shift_lines(reference_dir: Path, *, evaluations: str | Path | None = None, n_bootstrap: int = 1000,
                      seed: int = 0) -> tuple[Figure, dict]:
     """One panel per shift: published points, the standard models' line
@@ -102,6 +103,7 @@ def draw_shift_lines(reference_dir: Path, *, evaluations: str | Path | None = No
     testbed = import_testbed(reference_dir / TESTBED_TOP1, reference_dir / TESTBED_TYPES).table
     timm = import_timm(reference_dir / TIMM_DIR, gmacs=False).table
     names = sorted(acc["model"].unique()) if acc is not None else []
+    no_val = sorted(set(names) - set(acc.loc[acc["dataset"] == X, "model"])) if acc is not None else []
     style = {m: (PALETTE[(i + 1) % len(PALETTE)], MARKERS[i % len(MARKERS)]) for i, m in enumerate(names)}
     fig, axes = new_figure(2, 3, width=15.0, height=9.6)
     lo, hi = 0.5, 97.0
@@ -153,7 +155,8 @@ def draw_shift_lines(reference_dir: Path, *, evaluations: str | Path | None = No
              "published models only.")
     inputs = [reference_dir / TESTBED_TOP1, reference_dir / TESTBED_TYPES]
     inputs += [reference_dir / TIMM_DIR / f for f in TIMM_RESULTS.values() if (reference_dir / TIMM_DIR / f).is_file()]
-    return fig, {"inputs": inputs + user_files, "numbers": numbers, "table": table, "headline": headline,
+    notes = [f"not placed (no {X} outputs in {evaluations}): {', '.join(no_val)}"] if no_val else []
+    return fig, {"inputs": inputs + user_files, "numbers": numbers, "table": table, "headline": headline, "notes": notes,
                  "caption": "Top-1 on each shift against ImageNet val, logit axes; small points: timm's configurations "
                             "(grey) and the testbed's models (blue). Line: least squares on logit axes over standard "
                             "ImageNet-1k models (the testbed's STANDARD models with Taori et al.'s filter; for ReaL, "
