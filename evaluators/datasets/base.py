@@ -11,6 +11,7 @@ silently; the manifest check reports it.
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from evaluators.classes import N_CLASSES
+from replication.errors import InputError
 
 #: file extensions read as images (lower case)
 IMG_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".gif")
@@ -35,6 +37,18 @@ class Sample:
     label: int
     location: str
     targets: tuple[int, ...] = ()
+
+
+def read_json(path: Path, expected: type, what: str) -> object:
+    """The JSON value in ``path``; InputError when it cannot be read or is not
+    of type ``expected`` (``what`` says what it should be)."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable JSON file ({exc})") from None
+    if not isinstance(value, expected):
+        raise InputError(f"{path}: expected {what}")
+    return value
 
 
 def is_image_name(name: str) -> bool:

@@ -23,12 +23,11 @@ ObjectNet authors' evaluation code and the testbed do).
 from __future__ import annotations
 
 import io
-import json
 import os
 from pathlib import Path
 
 from evaluators.classes import N_CLASSES
-from evaluators.datasets.base import FileSource, Sample, image_id_of, is_image_name
+from evaluators.datasets.base import FileSource, Sample, image_id_of, is_image_name, read_json
 from replication.errors import InputError
 
 MAPPING_FILES = ("folder_to_objectnet_label.json", "objectnet_to_imagenet_1k.json", "imagenet_to_label_2012_v2",
@@ -38,13 +37,7 @@ BORDER = 2
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable JSON file ({exc})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a JSON object")
-    return data
+    return read_json(path, dict, "a JSON object")
 
 
 def read_objectnet_mapping(mappings: Path) -> dict[str, tuple[int, ...]]:

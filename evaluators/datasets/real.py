@@ -13,12 +13,11 @@ dataset, as Beyer et al. define ReaL accuracy
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from evaluators.classes import N_CLASSES
-from evaluators.datasets.base import ImageSource, Sample
+from evaluators.datasets.base import ImageSource, Sample, read_json
 from evaluators.datasets.imagenet_flat import VAL_NAME
 from replication.errors import InputError
 
@@ -30,11 +29,8 @@ def read_real_labels(path: str | os.PathLike) -> list[tuple[int, ...]]:
     """The 50,000 ReaL label lists of ``real.json`` (entry i: val image i + 1),
     each a sorted tuple of class indices (empty: image left out)."""
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable JSON file ({exc})") from None
-    if not isinstance(raw, list) or not all(isinstance(r, list) for r in raw):
+    raw = read_json(path, list, "ReaL's real.json, a JSON list of label lists")
+    if not all(isinstance(r, list) for r in raw):
         raise InputError(f"{path}: expected ReaL's real.json, a JSON list of label lists")
     if len(raw) != N_VAL:
         raise InputError(f"{path}: {len(raw):,} label lists, but ImageNet val has {N_VAL:,} images "
