@@ -16,6 +16,7 @@ from evaluators.datasets.imagenetv2 import ImageNetV2Folder, ImageNetV2Tar
 from evaluators.datasets.objectnet import ObjectNetFolder
 from evaluators.datasets.real import ImageNetReal
 from replication.errors import InputError
+from replication.io.tables import DATASET_IDS
 
 LAYOUTS = ("auto", "imagenet-folder", "imagenet-flat", "imagenetv2-folder", "imagenetv2-tar", "hf", "class-folder",
            "imagenet-shift-folder", "objectnet")
@@ -70,13 +71,14 @@ def open_dataset(dataset_id: str, root: str | os.PathLike, *, layout: str = "aut
     ``real.json`` for ``imagenet-real`` (default: found beside the val copy).
     ``hf_kwargs`` go to :class:`HFImageDataset` (image_column, label_column,
     id_column, cache_dir). A dataset scored on a class subset (its manifest's
-    ``classes``) gets it as ``class_subset`` whatever the layout.
+    ``classes``) gets it as ``class_subset`` whatever the layout; an id that
+    is not a dataset id has no manifest (a plain copy, e.g. an annotation pool).
     """
     from evaluators.manifests import load_manifest  # (evaluators.manifests imports this package)
 
     if layout not in LAYOUTS:
         raise InputError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
-    manifest = load_manifest(dataset_id)
+    manifest = load_manifest(dataset_id) if dataset_id in DATASET_IDS else {}  # other ids: a plain copy (annotate)
     root = release_root(Path(root), manifest.get("folder_name"))
     if layout == "auto":
         layout = detect_layout(dataset_id, root)
