@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from evaluators.classes import N_CLASSES, imagenet_classes
+from replication.classes import N_CLASSES, imagenet_classes
 from evaluators.preprocess import PreprocessCfg
 from replication.errors import InputError
 

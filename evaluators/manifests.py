@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluators.classes import imagenet_classes
+from replication.classes import imagenet_classes
 from evaluators.datasets.base import ImageSource
 from evaluators.registry import file_digest
 from replication.errors import InputError

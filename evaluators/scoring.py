@@ -25,7 +25,7 @@ from itertools import chain
 
 import numpy as np
 
-from evaluators.classes import N_CLASSES, imagenet_classes
+from replication.classes import N_CLASSES, imagenet_classes
 from replication.errors import InputError
 
 #: fill value of the padded label-set array (never a class index or a prediction)

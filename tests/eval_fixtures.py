@@ -59,7 +59,7 @@ def write_tar(path: Path, files: dict[str, bytes], extra=()) -> Path:
 def shift_files(classes, per_class: int = 2, ext: str = "jpg", readme: bool = True) -> dict[str, bytes]:
     """ImageNet-A/-R/-Sketch style files: ``<wnid>/art_<k>.<ext>`` per class index
     (names repeat across class folders, as in the releases), plus ``README.txt``."""
-    from evaluators.classes import imagenet_classes
+    from replication.classes import imagenet_classes
 
     wnids = imagenet_classes().wnids
     out = {f"{wnids[c]}/art_{k}.{ext}": jpeg_bytes(photo(c * 100 + k)) for c in classes for k in range(per_class)}
@@ -93,7 +93,7 @@ def objectnet_tree(root: Path, mapping: dict[str, tuple[str, tuple[int, ...]]], 
     through ``pytorch_to_imagenet_2012_id.json``."""
     import json
 
-    from evaluators.classes import imagenet_classes
+    from replication.classes import imagenet_classes
 
     names = imagenet_classes().full_names
     for folder, arrays in images.items():

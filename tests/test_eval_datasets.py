@@ -9,7 +9,7 @@ import pytest
 from conftest import require_module
 from eval_fixtures import jpeg_bytes, photo, v2_files, write_tar, write_tree
 
-from evaluators.classes import imagenet_classes
+from replication.classes import imagenet_classes
 from evaluators.datasets import (ClassFolder, HFImageDataset, ImageNetFolder, ImageNetV2Folder, ImageNetV2Tar,
                                  ImageNetValFlat, open_dataset)
 from evaluators.manifests import check_archive, check_dataset, load_manifest

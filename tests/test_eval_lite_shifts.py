@@ -17,7 +17,7 @@ from conftest import require_module
 from eval_fixtures import objectnet_tree, real_json, write_tree
 from PIL import Image
 
-from evaluators.classes import imagenet_classes
+from replication.classes import imagenet_classes
 from evaluators.decode import crop_uint8
 from evaluators.engine import ModelRunner
 from evaluators.manifests import load_manifest

@@ -12,7 +12,7 @@ from conftest import one_error
 from eval_fixtures import objectnet_tree, photo, real_json, shift_files, write_tree
 from PIL import Image
 
-from evaluators.classes import imagenet_classes
+from replication.classes import imagenet_classes
 from evaluators.datasets import ImageNetReal, ImageNetShiftFolder, ObjectNetFolder, open_dataset
 from evaluators.datasets.objectnet import MAPPING_FILES
 from evaluators.manifests import check_dataset, load_manifest

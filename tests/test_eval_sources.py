@@ -14,7 +14,7 @@ from conftest import one_error, require_module
 from eval_fixtures import photo, shift_files, v2_files, write_tree
 from PIL import Image
 
-from evaluators.classes import imagenet_classes
+from replication.classes import imagenet_classes
 from evaluators.decode import load_crop
 from evaluators.engine import ModelRunner
 from evaluators.manifests import load_manifest

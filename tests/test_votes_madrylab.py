@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from conftest import require_module
-from evaluators.classes import imagenet_classes
+from replication.classes import imagenet_classes
 from replication.estimators.results import SelectionBiasEstimator
 from replication.simulate import SimulationConfig, simulate
 

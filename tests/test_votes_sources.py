@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaluators.classes import imagenet_classes
+from replication.classes import imagenet_classes
 
 
 @pytest.fixture(scope="module")

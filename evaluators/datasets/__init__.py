@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from evaluators.classes import imagenet_classes
+from replication.classes import imagenet_classes
 from evaluators.datasets.base import IMG_EXTENSIONS, ImageSource, Sample
 from evaluators.datasets.class_folder import ClassFolder, read_class_map
 from evaluators.datasets.hf import SAVED_MARKERS, HFImageDataset

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluators.classes import N_CLASSES
+from replication.classes import N_CLASSES
 from replication.errors import InputError
 
 #: file extensions read as images (lower case)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from evaluators.classes import N_CLASSES
+from replication.classes import N_CLASSES
 from evaluators.datasets.base import FileSource, Sample, image_id_of, is_image_name
 from replication.errors import InputError
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from evaluators.classes import N_CLASSES, imagenet_classes
+from replication.classes import N_CLASSES, imagenet_classes
 from evaluators.datasets.base import ImageSource, Sample, image_id_of
 from evaluators.datasets.imagenetv2 import int_label
 from replication.errors import InputError

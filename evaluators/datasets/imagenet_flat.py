@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from evaluators.classes import imagenet_classes
+from replication.classes import imagenet_classes
 from evaluators.datasets.base import FileSource, Sample, image_id_of, is_image_name
 from replication.errors import InputError
 

@@ -10,7 +10,7 @@ Label = index of the wnid in the shipped class table (sorted-wnid order).
 """
 from __future__ import annotations
 
-from evaluators.classes import imagenet_classes
+from replication.classes import imagenet_classes
 from evaluators.datasets.class_folder import ClassFolder
 
 

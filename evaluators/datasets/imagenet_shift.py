@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-from evaluators.classes import imagenet_classes
+from replication.classes import imagenet_classes
 from evaluators.datasets.imagenet_folder import ImageNetFolder
 
 #: files of the released archives that are not images of a class

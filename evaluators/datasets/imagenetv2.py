@@ -18,7 +18,7 @@ import os
 import tarfile
 from pathlib import Path
 
-from evaluators.classes import N_CLASSES
+from replication.classes import N_CLASSES
 from evaluators.datasets.base import ImageSource, Sample, image_id_of, is_image_name
 from evaluators.datasets.class_folder import ClassFolder
 from replication.errors import InputError

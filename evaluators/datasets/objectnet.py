@@ -26,7 +26,7 @@ import io
 import os
 from pathlib import Path
 
-from evaluators.classes import N_CLASSES
+from replication.classes import N_CLASSES
 from evaluators.datasets.base import FileSource, Sample, image_id_of, is_image_name, read_json
 from replication.errors import InputError
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from evaluators.classes import N_CLASSES
+from replication.classes import N_CLASSES
 from evaluators.datasets.base import ImageSource, Sample, read_json
 from evaluators.datasets.imagenet_flat import VAL_NAME
 from replication.errors import InputError

@@ -1,20 +1,19 @@
 """What an annotator is told about a class: its name(s) and a one-line
 definition (the WordNet gloss, as in Recht et al.'s tasks).
 
-The ImageNet table ships as ``data/imagenet_classes.json``: one entry per
-ILSVRC-2012 class index with its wnid, synonyms and WordNet 3.0 gloss, taken
-from the ImageNetV2 repository's ``data/metadata/class_info.json`` (MIT; the
-glosses are WordNet's). Other class sets come from a file of the same shape,
-or a CSV ``class_id,names,gloss`` (names separated by ``;``).
+For ImageNet the names and glosses come from the project's one class table
+(:func:`replication.classes.imagenet_classes`). Other class sets come from a
+JSON list like ImageNetV2's ``class_info.json``, or a CSV
+``class_id,names,gloss`` (names separated by ``;``).
 """
 from __future__ import annotations
 
 import json
 import os
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
+from replication.classes import imagenet_classes
 from replication.errors import InputError
 
 
@@ -53,8 +52,9 @@ def load_class_descriptions(path: str | os.PathLike | None = None) -> dict[int, 
     """Class id -> :class:`ClassDescription`: the shipped ImageNet table, or
     ``path`` (JSON list like ``class_info.json``, or CSV ``class_id,names,gloss``)."""
     if path is None:
-        text = resources.files("replication.annotate").joinpath("data/imagenet_classes.json").read_text("utf-8")
-        return _from_records(json.loads(text), "imagenet_classes.json")
+        table = imagenet_classes()
+        return {i: ClassDescription(i, names, gloss)
+                for i, (names, gloss) in enumerate(zip(table.synonyms, table.glosses))}
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: class description file not found")

@@ -174,7 +174,7 @@ def first_rows(codes: np.ndarray, n_groups: int) -> np.ndarray:
 
 def wnid_class_ids(path, wnids: pd.Series) -> np.ndarray:
     """ILSVRC-2012 class indices (0..999) of wnids; an unknown wnid fails naming the rows."""
-    from evaluators.classes import imagenet_classes  # torch-free: the shipped class table
+    from replication.classes import imagenet_classes  # torch-free: the shipped class table
 
     to_index = imagenet_classes().wnid_to_index
     mapped = wnids.astype(str).map(to_index)

@@ -1,9 +1,12 @@
-"""The 1000 ILSVRC-2012 classes: one source of truth for index <-> wnid <-> name.
+"""The 1000 ILSVRC-2012 classes: one source of truth for index <-> wnid <->
+names <-> WordNet gloss, for the evaluators, the vote importers and the
+annotation kit alike.
 
 Index ``i`` is the standard class index (0..999), which is also the position of
 the wnid in sorted order. The table ships as package data
-(``evaluators/data/imagenet_classes.json``, from the ImageNetV2 repository's
-``class_info.json``).
+(``replication/data/imagenet_classes.json``, from the ImageNetV2 repository's
+``data/metadata/class_info.json``, MIT; the glosses are WordNet 3.0's).
+Torch-free.
 """
 from __future__ import annotations
 
@@ -17,12 +20,14 @@ N_CLASSES = 1000
 
 @dataclass(frozen=True)
 class ImageNetClasses:
-    """Class table: ``wnids[i]``, ``names[i]`` and ``synonyms[i]`` (the
-    WordNet lemmas, first = name) belong to class index ``i``."""
+    """Class table: ``wnids[i]``, ``names[i]``, ``synonyms[i]`` (the
+    WordNet lemmas, first = name) and ``glosses[i]`` (the WordNet definition)
+    belong to class index ``i``."""
 
     wnids: tuple[str, ...]
     names: tuple[str, ...]
     synonyms: tuple[tuple[str, ...], ...] = ()
+    glosses: tuple[str, ...] = ()
 
     @property
     def full_names(self) -> tuple[str, ...]:
@@ -51,9 +56,9 @@ def _wnid_map(wnids: tuple[str, ...]) -> dict[str, int]:
 @lru_cache(maxsize=1)
 def imagenet_classes() -> ImageNetClasses:
     """The shipped 1000-class table (cached)."""
-    text = resources.files("evaluators").joinpath("data/imagenet_classes.json").read_text()
+    text = resources.files("replication").joinpath("data/imagenet_classes.json").read_text("utf-8")
     rows = sorted(json.loads(text), key=lambda r: r["index"])
     if [r["index"] for r in rows] != list(range(N_CLASSES)):
-        raise RuntimeError("evaluators/data/imagenet_classes.json is not a 0..999 class table")
+        raise RuntimeError("replication/data/imagenet_classes.json is not a 0..999 class table")
     return ImageNetClasses(tuple(r["wnid"] for r in rows), tuple(r["name"] for r in rows),
-                           tuple(tuple(r["synonyms"]) for r in rows))
+                           tuple(tuple(r["synonyms"]) for r in rows), tuple(r["gloss"] for r in rows))
