@@ -17,8 +17,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from replication.bootstrap import percentile_interval
 from replication.errors import InputError
-from replication.fits.lines import LineResults, _redraw, inverse_transform, percentile_ci, transform
+from replication.fits.lines import LineResults, _redraw, inverse_transform, transform
 
 
 def _edge_clip(acc: np.ndarray, n: np.ndarray | None, scale: str) -> np.ndarray:
@@ -71,6 +72,6 @@ def effective_robustness_of(fit: LineResults, names: Sequence[str], x: Sequence[
     a, b = fit.boot_params[:, :1], fit.boot_params[:, 1:]
     shape = (len(a), len(x))
     xb, yb = _redraw(xs, n_x, shape, scale, rng), _redraw(ys, n_y, shape, scale, rng)
-    lower, upper = percentile_ci(yb - inverse_transform(a + b * transform(xb, scale), scale), alpha)
+    lower, upper = percentile_interval(yb - inverse_transform(a + b * transform(xb, scale), scale), alpha)
     return pd.DataFrame({"model": list(names), "x": x, "y": y, "expected": expected, "er": ys - expected,
                          "er_lower": lower, "er_upper": upper})
