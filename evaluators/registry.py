@@ -14,6 +14,12 @@ Model ids, resolved in this order by :func:`create_model`:
   (``resnet50`` = ``resnet50.IMAGENET1K_V2``, its DEFAULT weights) with its
   weights' own transforms.
 
+:func:`model_preprocess` reads a model's preprocessing without building it
+(a registered factory declares it with ``register_model(preprocess=...)``).
+Output names (:func:`output_name`) are unique per model: models of a prefixed
+source are named ``timm_<name>`` and ``torchscript_<file stem>``, and no
+registered name may start that way.
+
 ``weights``: None = the model's published weights, read from the local torch
 cache (never downloaded unless ``download=True``); a path = a state_dict file
 (or a checkpoint dict holding one under ``state_dict``/``model``) for the
@@ -64,12 +70,20 @@ class LoadedModel:
 
 
 _REGISTRY: dict[str, Callable[..., LoadedModel]] = {}
+_DECLARED_PREPROCESS: dict[str, PreprocessCfg] = {}
+
+#: model sources addressed by a prefix of the model id; their output names start with ``<source>_``
+SOURCE_PREFIXES = ("timm/", "torchscript:", "open_clip/", "hf/")
+REGISTERED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
-def register_model(fn: Callable[..., LoadedModel] | None = None, *, name: str | None = None
+def register_model(fn: Callable[..., LoadedModel] | None = None, *, name: str | None = None,
+                   preprocess: PreprocessCfg | None = None
                    ) -> Callable[..., LoadedModel] | Callable[[Callable[..., LoadedModel]], Callable[..., LoadedModel]]:
     """Decorator: register a factory ``fn(weights=None, download=False) -> LoadedModel``
-    under ``name`` (default: the function name). Re-registering warns.
+    under ``name`` (default: the function name). Re-registering warns. A name
+    is letters, digits and ``_.+-``, and does not start like the output name
+    of a prefixed source (``timm_``, ``torchscript_``).
 
     Parameters
     ----------
@@ -77,6 +91,10 @@ def register_model(fn: Callable[..., LoadedModel] | None = None, *, name: str | 
         The factory, when used as bare ``@register_model``.
     name : str, default=None
         Registry name, when used as ``@register_model(name=...)``.
+    preprocess : PreprocessCfg, default=None
+        The preprocessing the factory gives the model, declared so that
+        :func:`model_preprocess` reads it without building the model (else
+        it builds one).
 
     Returns
     -------
@@ -86,9 +104,14 @@ def register_model(fn: Callable[..., LoadedModel] | None = None, *, name: str | 
 
     def deco(f: Callable[..., LoadedModel]) -> Callable[..., LoadedModel]:
         key = name or f.__name__
+        if not REGISTERED_NAME.match(key) or key.startswith(tuple(_prefix_name(p) for p in SOURCE_PREFIXES)):
+            raise ValueError(f"model name {key!r}: use letters, digits and _.+-, not starting with "
+                             f"{' or '.join(_prefix_name(p) for p in SOURCE_PREFIXES)}")
         if key in _REGISTRY:
             warnings.warn(f"model {key!r} registered twice; the later factory wins", stacklevel=2)
         _REGISTRY[key] = f
+        if preprocess is not None:
+            _DECLARED_PREPROCESS[key] = preprocess
         return f
 
     return deco(fn) if fn is not None else deco
@@ -110,11 +133,21 @@ def file_digest(path: str | os.PathLike, algo: str = "sha256") -> str:
     return h.hexdigest()
 
 
+def _prefix_name(prefix: str) -> str:
+    """How output names of the source ``prefix`` start (``timm/`` -> ``timm_``)."""
+    return prefix[:-1] + "_"
+
+
 def output_name(model_id: str) -> str:
-    """File-name-safe model name used for ``<model>.parquet`` and matrix columns."""
-    if model_id.startswith("torchscript:"):
-        return Path(model_id.split(":", 1)[1]).stem
-    return re.sub(r"[^A-Za-z0-9._+-]", "_", model_id.replace("timm/", "timm_"))
+    """File-name-safe model name used for ``<model>.parquet`` and matrix
+    columns: ``timm/<name>`` -> ``timm_<name>``, ``torchscript:<path>`` ->
+    ``torchscript_<file stem>``, other ids as they are; characters other
+    than letters, digits and ``._+-`` become ``_``."""
+    for prefix in SOURCE_PREFIXES:
+        if model_id.startswith(prefix):
+            rest = model_id[len(prefix):]
+            model_id = _prefix_name(prefix) + (Path(rest).stem if prefix == "torchscript:" else rest)
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", model_id)
 
 
 def load_state_dict(path: str | os.PathLike) -> dict:
@@ -127,7 +160,7 @@ def load_state_dict(path: str | os.PathLike) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is bad input
-        raise InputError(f"{path}: not a loadable state_dict ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"{path}: not a loadable state_dict ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -204,6 +237,18 @@ for _variant in LITE_TOP1:
 
 
 # ---------------------------------------------------------------- torchvision
+def _torchvision_weights(model_id: str):
+    """The torchvision weights enum member of ``<arch>[.<tag>]`` (DEFAULT without a tag)."""
+    import torchvision
+
+    arch, _, tag = model_id.partition(".")
+    enum = torchvision.models.get_model_weights(arch)
+    try:
+        return enum[tag] if tag else enum.DEFAULT
+    except KeyError:
+        raise InputError(f"{model_id}: unknown weights tag {tag!r}; choose from {', '.join(e.name for e in enum)}") from None
+
+
 def _torchvision_cfg(weights_enum) -> PreprocessCfg:
     t = weights_enum.transforms()
     return PreprocessCfg(crop_size=int(t.crop_size[0]), resize_size=int(t.resize_size[0]),
@@ -216,12 +261,8 @@ def torchvision_model(model_id: str, weights: str | None = None, download: bool 
     import torch
     import torchvision
 
-    arch, _, tag = model_id.partition(".")
-    enum = torchvision.models.get_model_weights(arch)
-    try:
-        w = enum[tag] if tag else enum.DEFAULT
-    except KeyError:
-        raise InputError(f"{model_id}: unknown weights tag {tag!r}; choose from {', '.join(e.name for e in enum)}") from None
+    arch = model_id.partition(".")[0]
+    w = _torchvision_weights(model_id)
     cfg = _torchvision_cfg(w)
     prov = {"source": "torchvision", "torchvision_version": torchvision.__version__, "arch": arch,
             "weights_tag": w.name, "weights_url": w.url}
@@ -245,14 +286,48 @@ def torchvision_model(model_id: str, weights: str | None = None, download: bool 
 
 
 # ---------------------------------------------------------------- timm
-def timm_model(model_id: str, weights: str | None = None, download: bool = False) -> LoadedModel:
-    """``timm/<name>``: a timm model with its pretrained config's preprocessing."""
+def _timm():
     try:
         import timm
-        from timm.data import resolve_data_config
     except ImportError:
-        raise InputError(f"{model_id}: timm models need timm: pip install 'replication-bias[timm]'") from None
+        raise InputError("timm models need timm: pip install 'replication-bias[timm]'") from None
+    return timm
+
+
+def _timm_name(model_id: str) -> str:
+    """The timm name (``<arch>[.<tag>]``) of ``timm/<name>``; InputError, with
+    close names, when timm has no such architecture or pretrained tag."""
+    import difflib
+
+    from timm.models import get_arch_pretrained_cfgs, is_model, split_model_name_tag
+
     name = model_id.split("/", 1)[1]
+    arch, tag = split_model_name_tag(name) if "/" not in name else (name, "")
+    if not arch or not is_model(arch):
+        close = difflib.get_close_matches(arch, _timm().list_models(), n=3, cutoff=0.7)
+        raise InputError(f"{model_id}: timm has no model named {arch!r}"
+                         + (f"; close names: {', '.join(close)}" if close else "; see timm.list_models()"))
+    tags = [t.partition(".")[2] for t in get_arch_pretrained_cfgs(arch)]
+    if tag and tag not in tags:
+        raise InputError(f"{model_id}: timm has no pretrained tag {tag!r} for {arch}; "
+                         f"choose from {', '.join(tags) or 'none'}")
+    return name
+
+
+def _timm_cfg(model_id: str, dc: dict) -> PreprocessCfg:
+    """PreprocessCfg from a timm data config (``resolve_data_config``)."""
+    if dc.get("crop_mode", "center") != "center":
+        raise InputError(f"{model_id}: crop_mode {dc['crop_mode']!r} is not supported (centre crop only)")
+    return PreprocessCfg.from_crop_pct(int(dc["input_size"][-1]), float(dc["crop_pct"]),
+                                       interpolation=dc["interpolation"], mean=tuple(dc["mean"]), std=tuple(dc["std"]))
+
+
+def timm_model(model_id: str, weights: str | None = None, download: bool = False) -> LoadedModel:
+    """``timm/<name>``: a timm model with its pretrained config's preprocessing."""
+    timm = _timm()
+    from timm.data import resolve_data_config
+
+    name = _timm_name(model_id)
     kw = {}
     if weights not in (None, RANDOM):
         kw["pretrained_cfg_overlay"] = {"file": str(weights)}
@@ -264,11 +339,7 @@ def timm_model(model_id: str, weights: str | None = None, download: bool = False
             raise InputError(f"{model_id}: pretrained weights not in the local Hugging Face/torch cache "
                              f"({exc}); pass --weights FILE or --download when online") from None
         raise
-    dc = resolve_data_config({}, model=module)
-    if dc.get("crop_mode", "center") != "center":
-        raise InputError(f"{model_id}: crop_mode {dc['crop_mode']!r} is not supported (centre crop only)")
-    cfg = PreprocessCfg.from_crop_pct(int(dc["input_size"][-1]), float(dc["crop_pct"]),
-                                      interpolation=dc["interpolation"], mean=tuple(dc["mean"]), std=tuple(dc["std"]))
+    cfg = _timm_cfg(model_id, resolve_data_config({}, model=module))
     prov = {"source": "timm", "timm_version": timm.__version__, "arch": name,
             "pretrained_cfg": {k: v for k, v in module.pretrained_cfg.items() if isinstance(v, (str, int, float, tuple, list))},
             **(_weights_provenance(Path(weights), "file") if weights not in (None, RANDOM)
@@ -277,38 +348,69 @@ def timm_model(model_id: str, weights: str | None = None, download: bool = False
 
 
 # ---------------------------------------------------------------- TorchScript
+def _torchscript_path(model_id: str) -> Path:
+    path = Path(model_id.split(":", 1)[1])
+    if not path.is_file():
+        raise InputError(f"{path}: TorchScript file not found")
+    return path
+
+
+def _torchscript_cfg(path: Path) -> PreprocessCfg | None:
+    """The preprocessing embedded in a TorchScript file as the extra file
+    ``preprocess.json`` (read from the zip archive, without loading the
+    module); None when there is none."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            entry = next((n for n in zf.namelist() if n.endswith("/extra/preprocess.json")), None)
+            text = zf.read(entry) if entry else None
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InputError(f"{path}: not a TorchScript file ({exc})") from None
+    if text is None:
+        return None
+    try:
+        return PreprocessCfg(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(text).items()})
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"{path}: embedded preprocess.json is not a preprocessing config ({exc})") from None
+
+
 def torchscript_model(model_id: str, weights: str | None = None, download: bool = False) -> LoadedModel:
     """``torchscript:<path>``; an embedded ``preprocess.json`` sets the preprocessing."""
     import torch
 
-    path = Path(model_id.split(":", 1)[1])
-    if not path.is_file():
-        raise InputError(f"{path}: TorchScript file not found")
-    extra = {"preprocess.json": ""}
+    path = _torchscript_path(model_id)
+    cfg = _torchscript_cfg(path)
     try:
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        module = torch.jit.load(str(path), map_location="cpu")
     except RuntimeError as exc:
         raise InputError(f"{path}: not a TorchScript file ({str(exc).splitlines()[0]})") from None
-    cfg = PreprocessCfg(**{k: tuple(v) if isinstance(v, list) else v
-                           for k, v in json.loads(extra["preprocess.json"]).items()}) if extra["preprocess.json"] else PreprocessCfg()
     prov = {"source": "torchscript", **_weights_provenance(path, "torchscript"),
-            "preprocess_source": "embedded preprocess.json" if extra["preprocess.json"] else "defaults"}
-    return LoadedModel(output_name(model_id), module, cfg, prov)
+            "preprocess_source": "defaults" if cfg is None else "embedded preprocess.json"}
+    return LoadedModel(output_name(model_id), module, cfg or PreprocessCfg(), prov)
+
+
+def _is_torchvision(model_id: str) -> bool:
+    import torchvision
+
+    return model_id.partition(".")[0] in torchvision.models.list_models(module=torchvision.models)
 
 
 def model_factory(model_id: str) -> Callable[..., LoadedModel]:
     """The factory that builds ``model_id`` (called as ``factory(weights=, download=)``);
-    an unknown id fails here, before any data is read."""
-    import torchvision
-
+    an unknown id (or timm name) fails here, before any data is read."""
     if model_id in _REGISTRY:
         return _REGISTRY[model_id]
-    for prefix, build in (("timm/", timm_model), ("torchscript:", torchscript_model),
+    if model_id.startswith("timm/"):
+        _timm()
+        _timm_name(model_id)
+        return functools.partial(timm_model, model_id)
+    for prefix, build in (("torchscript:", torchscript_model),
                           ("open_clip/", _lazy("evaluators.zero_shot", "open_clip_model")),
                           ("hf/", _lazy("evaluators.hf_models", "hf_model"))):
         if model_id.startswith(prefix):
             return functools.partial(build, model_id)
-    if model_id.partition(".")[0] in torchvision.models.list_models(module=torchvision.models):
+    if _is_torchvision(model_id):
         return functools.partial(torchvision_model, model_id)
     raise InputError(f"unknown model {model_id!r}: not registered ({', '.join(sorted(_REGISTRY))}), "
                      "not a torchvision classifier, not timm/<name>, torchscript:<path>, open_clip/<arch>:<tag> "
@@ -331,15 +433,31 @@ _CONFIG_PREPROCESS = {"open_clip/": _lazy("evaluators.zero_shot", "open_clip_pre
 
 def model_preprocess(model_id: str, *, weights: str | None = None, download: bool = False,
                      preprocess: dict | None = None) -> PreprocessCfg:
-    """The resolved preprocessing of ``model_id`` without its published
-    weights (for open_clip and Hugging Face models from their configs alone:
-    no weights, no zero-shot head)."""
+    """The resolved preprocessing of ``model_id`` (``preprocess`` overrides
+    applied, None values ignored) without its weights: open_clip and Hugging
+    Face models from their configs alone (no weights, no zero-shot head), a
+    registered model's declared config, the torchvision weights' transforms,
+    timm's pretrained config, a TorchScript file's embedded
+    ``preprocess.json``. A registered factory that declares none is built
+    with random weights (or ``weights``) to read it."""
+    factory = model_factory(model_id)
     prefix = next((p for p in _CONFIG_PREPROCESS if model_id.startswith(p)), None)
     if prefix is not None:
         cfg = _CONFIG_PREPROCESS[prefix](model_id)
+    elif model_id in _REGISTRY:
+        cfg = (_DECLARED_PREPROCESS.get(model_id)
+               or factory(weights=RANDOM if weights is None else weights, download=download).preprocess)
+    elif model_id.startswith("timm/"):
+        from timm.data import resolve_data_config
+        from timm.models import get_pretrained_cfg
+
+        pretrained = get_pretrained_cfg(_timm_name(model_id))
+        cfg = _timm_cfg(model_id, resolve_data_config({}, pretrained_cfg=pretrained.to_dict() if pretrained else {}))
+    elif model_id.startswith("torchscript:"):
+        cfg = _torchscript_cfg(_torchscript_path(model_id)) or PreprocessCfg()
     else:
-        cfg = create_model(model_id, weights=RANDOM if weights is None else weights, download=download).preprocess
-    return cfg.replace(**preprocess) if preprocess else cfg
+        cfg = _torchvision_cfg(_torchvision_weights(model_id))
+    return cfg.replace(**(preprocess or {}))
 
 
 def create_model(model_id: str, *, weights: str | None = None, download: bool = False,

@@ -133,7 +133,7 @@ def test_state_dict_file_and_torchscript(tmp_path):
     ts = tmp_path / "net.pt"
     torch.jit.save(torch.jit.trace(ref.module, x), str(ts), _extra_files={"preprocess.json": json.dumps(cfg.to_dict())})
     lm = create_model(f"torchscript:{ts}")
-    assert lm.name == "net" and lm.preprocess == cfg
+    assert lm.name == "torchscript_net" and lm.preprocess == cfg
     with torch.no_grad():
         assert torch.allclose(lm.module(x), ref.module(x), atol=1e-5)
     assert output_name("timm/vit_base_patch16_224.augreg_in21k") == "timm_vit_base_patch16_224.augreg_in21k"
