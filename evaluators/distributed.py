@@ -29,7 +29,8 @@ from pathlib import Path
 
 from evaluators.cache import CACHE_MODES, CropCache, group_by_crop_key
 from evaluators.datasets.base import ImageSource
-from evaluators.engine import EngineOptions, evaluate_source
+from evaluators.engine import EngineOptions, evaluate_source, result_identity
+from evaluators.outputs import finished_result, result_paths
 from evaluators.runner import resolve_device
 from evaluators.preprocess import PreprocessCfg
 from replication.errors import InputError
@@ -107,13 +108,45 @@ def _filled_cache(source: ImageSource, dataset: str, cfg: PreprocessCfg, opts: G
 
 def plan_grid(model_ids: list[str], opts: GridOptions) -> dict[str, list[str]]:
     """``{crop key: [model ids]}``. Preprocessing is read from the model's
-    config; architectures are built without loading weights."""
+    config, without building it."""
     return group_by_crop_key({m: _preprocess(m, opts) for m in model_ids})
 
 
-def _done(model_name: str, spec: DatasetSpec, opts: GridOptions) -> bool:
-    from evaluators.outputs import result_paths
+def _weights_known_before_building(model_id: str, opts: GridOptions) -> str | None:
+    """The ``weights`` entry of the model's result identity when it is known
+    without building the model: the SHA-256 of a weights or TorchScript file,
+    or ``"random"``; None for published weights."""
+    from evaluators.registry import RANDOM, file_digest
 
+    if model_id.startswith("torchscript:"):
+        path = Path(model_id.split(":", 1)[1])
+        return file_digest(path) if path.is_file() else None
+    if opts.weights == RANDOM:
+        return RANDOM
+    return file_digest(opts.weights) if opts.weights and Path(opts.weights).is_file() else None
+
+
+def check_finished(datasets: list[DatasetSpec], model_ids: list[str], opts: GridOptions) -> None:
+    """Before any work: InputError for a finished result in ``opts.out``
+    made for other settings (see :func:`~evaluators.engine.result_identity`;
+    what is known without building the models is compared), unless ``force``."""
+    from evaluators.registry import output_name
+
+    if opts.engine.force:
+        return
+    for spec in datasets:
+        listing = None
+        for model_id in model_ids:
+            name = output_name(model_id)
+            if not all(p.is_file() for p in result_paths(opts.out, spec.dataset, name)):
+                continue
+            listing = listing or spec.open().listing_sha256()
+            identity = result_identity(model_id, _preprocess(model_id, opts), listing, opts.engine,
+                                       weights=_weights_known_before_building(model_id, opts))
+            finished_result(opts.out, spec.dataset, name, identity)
+
+
+def _done(model_name: str, spec: DatasetSpec, opts: GridOptions) -> bool:
     paths = result_paths(opts.out, spec.dataset, model_name)
     return all(p.exists() for p in paths) and not opts.engine.force
 
@@ -167,6 +200,7 @@ def run_grid(datasets: list[DatasetSpec], model_ids: list[str], opts: GridOption
     if backend not in BACKENDS:
         raise InputError(f"--backend {backend!r}: choose {', '.join(BACKENDS)}")
     units = grid_units(datasets, model_ids, opts)
+    check_finished(datasets, model_ids, opts)
     if backend == "local":
         return [r for ds, ids in units for r in evaluate_unit(ds, ids, opts)]
     return _run_ray(units, opts, address)

@@ -25,7 +25,9 @@ import torch
 
 from evaluators.datasets.base import ImageSource
 from evaluators.gpu import EncodedFiles, PipelinedRunner
-from evaluators.outputs import TOPK, ChunkStore, assemble, chunk_table, result_paths, summarize, write_arrow
+from evaluators.outputs import (TOPK, ChunkStore, assemble, chunk_table, finished_result, remove_leftovers,
+                                result_paths, summarize, write_arrow)
+from evaluators.preprocess import PreprocessCfg
 from evaluators.registry import LoadedModel
 from evaluators.runner import (PRECISIONS, Batch, CropDataset, ModelRunner, chunk_loader, chunk_ranges,
                                default_workers, iter_chunks, resolve_device, shard_chunks)
@@ -109,13 +111,26 @@ def device_description(device: torch.device) -> str:
     return f"cpu:{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
 
 
+def result_identity(model_id: str, preprocess: PreprocessCfg, listing_sha256: str, opts: EngineOptions,
+                    weights: str | None = None) -> dict:
+    """What a finished result answers, recorded in its sidecar and compared
+    before it is skipped (:func:`~evaluators.outputs.finished_result`): the
+    model id, its ``weights`` (file SHA-256, else their kind; left out when
+    None, as before the model is built), the preprocessing, the dataset
+    listing's SHA-256, the precision, the decode path and whether logits are
+    saved. How it ran (device, batch size, workers, chunk size, channels_last,
+    compile) is left out: a rerun that differs only there skips the result."""
+    ident = {"model_id": model_id, "preprocess": preprocess.to_dict(), "listing_sha256": listing_sha256,
+             "precision": opts.precision, "gpu_decode": opts.gpu_decode, "save_logits": opts.save_logits}
+    return ident if weights is None else {**ident, "weights": weights}
+
+
 def run_key(lm: LoadedModel, source: ImageSource, dataset: str, *, device: torch.device, precision: str,
             batch_size: int, chunk_size: int, save_logits: bool, channels_last: bool, **variant: object) -> str:
     """Hash of everything that determines the per-image outputs."""
-    listing = hashlib.sha256(source.listing())
     blob = json.dumps({"model": lm.name, "weights": lm.provenance.get("weights_sha256"),
                        "weights_kind": lm.provenance.get("weights"), "preprocess": lm.preprocess.hash(),
-                       "dataset": dataset, "root": str(source.root.resolve()), "listing": listing.hexdigest(),
+                       "dataset": dataset, "root": str(source.root.resolve()), "listing": source.listing_sha256(),
                        "device": device.type, "precision": precision, "batch_size": batch_size,
                        "chunk_size": chunk_size, "save_logits": save_logits, "channels_last": channels_last,
                        **{k: v for k, v in variant.items() if v}},
@@ -189,7 +204,9 @@ def evaluate_source(lm: LoadedModel, source: ImageSource, dataset: str, out_dir:
                     crops: torch.utils.data.Dataset | None = None, **overrides: object) -> dict:
     """Evaluate one model on one dataset; write ``<model>.parquet`` and
     ``<model>.json`` under ``out_dir/<dataset>/`` and return the sidecar dict.
-    A finished result is returned as is unless ``force``. ``crops`` replaces
+    A finished result is returned as is unless ``force``, when it was made
+    for the same :func:`result_identity` (else InputError, before any work).
+    Every image unreadable is an error whatever ``max_errors``. ``crops`` replaces
     the decoding :class:`~evaluators.runner.CropDataset` (e.g. a
     :class:`~evaluators.cache.CachedCrops` for ``lm.preprocess``'s crop key).
     On CUDA, or with ``compile``, the :class:`~evaluators.gpu.PipelinedRunner`
@@ -234,9 +251,15 @@ def evaluate_source(lm: LoadedModel, source: ImageSource, dataset: str, out_dir:
     opts = replace(options or EngineOptions(), **overrides)
     t_start = time.perf_counter()
     parquet_path, json_path = result_paths(out_dir, dataset, lm.name)
-    if parquet_path.exists() and json_path.exists() and not opts.force:
+    rank, world = opts.shard
+    if not rank:
+        remove_leftovers(parquet_path, json_path)
+    identity = result_identity(lm.provenance.get("model_id", lm.name), lm.preprocess, source.listing_sha256(), opts,
+                               weights=lm.provenance.get("weights_sha256") or lm.provenance.get("weights"))
+    finished = None if opts.force else finished_result(out_dir, dataset, lm.name, identity)
+    if finished is not None:
         log.info("%s on %s: results exist (%s); --force to redo", lm.name, dataset, json_path)
-        return {**json.loads(json_path.read_text()), "skipped": True}
+        return {**finished, "skipped": True}
     if len(source) == 0:
         raise InputError(f"{source.root}: no images found for {dataset}")
     scoring = Scoring.of(source)
@@ -289,6 +312,10 @@ def evaluate_source(lm: LoadedModel, source: ImageSource, dataset: str, out_dir:
     summary = summarize(table, source.samples, source.describe)
     if summary["n_errors"] > opts.max_errors:
         raise InputError(_error_message([(e["location"], e["reason"]) for e in summary["errors"]], opts.max_errors))
+    if summary["n_scored"] == 0:
+        first = summary["errors"][0]
+        raise InputError(f"{source.root}: none of the {len(source)} images of {dataset} could be read (e.g. "
+                         f"{first['location']}: {first['reason']}); nothing to score")
     if not opts.save_logits and "logits" in table.column_names:
         table = table.drop_columns(["logits"])
     write_arrow(parquet_path, table)
@@ -309,7 +336,7 @@ def evaluate_source(lm: LoadedModel, source: ImageSource, dataset: str, out_dir:
         "resumed_chunks": len(done), "images_this_run": n_new, "world_size": world,
         "eval_time_s": eval_s, "wall_time_s": time.perf_counter() - t_start,
         "images_per_s": n_new / eval_s if eval_s > 0 and n_new else None,
-        "versions": versions(), "run_key": key,
+        "versions": versions(), "run_key": key, "result_identity": identity,
     }
     write_json(json_path, sidecar)
     store.remove()

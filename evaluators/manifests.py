@@ -4,7 +4,7 @@ copy against them.
 :func:`check_dataset` compares an :class:`ImageSource` with its manifest and
 returns a :class:`ManifestCheck` listing every difference: total count, each
 class whose image count is off (a missing class folder shows as a class with
-0 images), duplicate image ids, missing ids where the label file names them,
+0 images), missing ids where the label file names them,
 and whatever the reader could not use (extra folders, stray files).
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from replication.classes import imagenet_classes
+from replication.classes import N_CLASSES, imagenet_classes
 from evaluators.datasets.base import ImageSource
 from evaluators.registry import file_digest
 from replication.errors import InputError
@@ -80,9 +80,6 @@ def check_dataset(dataset_id: str, source: ImageSource) -> ManifestCheck:
                 diffs.append(f"{where}: {counts[c]} images, expected {expected[c]}")
     else:  # per-class counts unpublished: every class of the dataset present, no other class
         diffs += _class_coverage(man, source, counts)
-    ids = np.array([s.image_id for s in source.samples])
-    uniq, cnt = np.unique(ids, return_counts=True)
-    diffs += [f"image id {i} appears {k} times" for i, k in zip(uniq[cnt > 1], cnt[cnt > 1])]
     missing = getattr(source, "missing_ids", None)
     if missing is not None:
         diffs += [f"image missing: {i}" for i in missing()]
@@ -128,3 +125,11 @@ def check_archive(dataset_id: str, path: str | Path) -> list[str]:
                 out.append(f"{path.name}: {algo} {digest}, published {arch[algo]}")
         return out
     return []
+
+
+def labels_outside(dataset_id: str, source: ImageSource) -> list[int]:
+    """Labels of ``source`` that are not classes of ``dataset_id`` (its
+    manifest's ``classes`` when it lists a subset, else 0..999), sorted."""
+    man = load_manifest(dataset_id)
+    allowed = np.asarray(man.get("classes", range(N_CLASSES)))
+    return np.setdiff1d(np.unique(source.labels), allowed).tolist()

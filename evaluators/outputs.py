@@ -8,6 +8,12 @@ scored against label sets; see :mod:`evaluators.scoring`) and, with
 ``--save-logits``, ``logits`` (fixed-size list of 1000 float16, before any
 class-subset restriction). Rows follow the source's sample order.
 A JSON sidecar (``<model>.json``) holds the summary and provenance.
+The sidecar's ``result_identity`` says what the result answers (model and
+weights, preprocessing, dataset listing, precision, decode path, saved
+logits), so that a rerun skips it only when it was asked the same
+(:func:`finished_result`). Only ``<name>.parquet`` files with an output name
+(never hidden: work folders and temporaries start with ``.``) beside their
+``<name>.json`` are results (:func:`result_files`).
 
 While running, finished chunks of consecutive samples go to a hidden work
 folder ``DIR/<dataset>/.<model>.work/`` (each file written atomically) keyed by
@@ -19,6 +25,7 @@ what an uninterrupted one would.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -29,16 +36,82 @@ import pyarrow.parquet as pq
 
 from evaluators.datasets.base import Sample
 from evaluators.scoring import Scoring
-from replication.io.atomic import atomic_path, write_json
+from replication.errors import InputError
+from replication.io.atomic import atomic_path, remove_stale_temporaries, write_json
 
 TOPK = 5
-CHUNK_GLOB = "chunk-*.parquet"
+CHUNK_NAME = re.compile(r"^chunk-(\d{5})\.parquet$")
+RESULT_NAME = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]*\.parquet$")
+#: temporaries of results written before temporary names ended in ``.tmp``: ``.<name>.parquet.<8 random>.parquet``
+_LEGACY_TEMP = r"^\.{}\.[a-z0-9_]{{8}}\.(parquet|tmp)$"
 
 
 def result_paths(out_dir: str | Path, dataset: str, model_name: str) -> tuple[Path, Path]:
     """(parquet, json) result paths of one model on one dataset."""
     folder = Path(out_dir) / dataset
     return folder / f"{model_name}.parquet", folder / f"{model_name}.json"
+
+
+def result_files(folder: str | Path) -> list[Path]:
+    """The ``<name>.parquet`` files of ``folder`` that may be results, sorted
+    by name: regular files named like an output name. Hidden entries (work
+    folders, temporaries of atomic writes) and other names never are."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if RESULT_NAME.match(p.name) and p.is_file())
+
+
+def remove_leftovers(*targets: Path) -> None:
+    """Remove the temporaries that writers of ``targets`` killed before their
+    final rename left beside them: those of processes that no longer run
+    (:func:`~replication.io.atomic.remove_stale_temporaries`), and any of the
+    naming used before temporaries ended in ``.tmp``."""
+    for target in targets:
+        remove_stale_temporaries(target)
+        legacy = re.compile(_LEGACY_TEMP.format(re.escape(target.name)))
+        if target.parent.is_dir():
+            for p in target.parent.iterdir():
+                if legacy.match(p.name) and p.is_file():
+                    p.unlink(missing_ok=True)
+
+
+def _differences(recorded: dict | None, wanted: dict) -> list[str]:
+    """What differs between a recorded result identity and the wanted one (only ``wanted``'s keys)."""
+    if not isinstance(recorded, dict):
+        return ["its settings are not recorded (made by an older version)"]
+    out = []
+    for key, new in wanted.items():
+        old = recorded.get(key)
+        if key == "preprocess" and isinstance(old, dict):
+            out += [f"{k} {old.get(k)} -> {v}" for k, v in new.items() if old.get(k) != v]
+        elif key == "listing_sha256" and old != new:
+            out.append("the dataset listing (image ids, labels or files) changed")
+        elif old != new:
+            out.append(f"{key} {old} -> {new}")
+    return out
+
+
+def finished_result(out_dir: str | Path, dataset: str, model_name: str, identity: dict) -> dict | None:
+    """The sidecar of the finished result of ``model_name`` on ``dataset``
+    (its parquet and a readable JSON sidecar exist), None when there is none.
+    InputError when it was made for another ``identity`` (only the keys given
+    are compared): a rerun must not report results of other settings as its
+    own, nor silently replace them."""
+    parquet_path, json_path = result_paths(out_dir, dataset, model_name)
+    if not parquet_path.is_file() or not json_path.is_file():
+        return None
+    try:
+        sidecar = json.loads(json_path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(sidecar, dict):
+        return None
+    diffs = _differences(sidecar.get("result_identity"), identity)
+    if diffs:
+        raise InputError(f"{json_path}: a finished result for other settings ({'; '.join(diffs)}); pass --force "
+                         "to recompute and replace it, or choose another --out")
+    return sidecar
 
 
 def write_arrow(path: Path, table: pa.Table) -> None:
@@ -81,9 +154,14 @@ class ChunkStore:
         """File of chunk number ``chunk`` (``chunk-00000.parquet``)."""
         return self.work_dir / f"chunk-{chunk:05d}.parquet"
 
+    def _chunks(self) -> dict[int, Path]:
+        """``{chunk number: file}`` of the chunks written (temporaries and other names ignored)."""
+        found = ((CHUNK_NAME.match(p.name), p) for p in self.work_dir.iterdir()) if self.work_dir.is_dir() else ()
+        return {int(m[1]): p for m, p in found if m}
+
     def done(self) -> set[int]:
         """Numbers of the chunks already written."""
-        return {int(p.stem.split("-")[1]) for p in self.work_dir.glob(CHUNK_GLOB)}
+        return set(self._chunks())
 
     def write(self, chunk: int, table: pa.Table) -> None:
         """Write chunk ``chunk`` (a :func:`chunk_table`) atomically."""
@@ -96,7 +174,7 @@ class ChunkStore:
     def n_errors(self) -> int:
         """Unreadable images recorded in the finished chunks."""
         total = 0
-        for p in self.work_dir.glob(CHUNK_GLOB):
+        for p in self._chunks().values():
             col = pq.read_table(p, columns=["error"])["error"]
             total += len(col) - col.null_count
         return total

@@ -8,7 +8,7 @@ from pathlib import Path
 from replication.classes import imagenet_classes
 from evaluators.datasets.base import IMG_EXTENSIONS, ImageSource, Sample
 from evaluators.datasets.class_folder import ClassFolder, read_class_map
-from evaluators.datasets.hf import SAVED_MARKERS, HFImageDataset
+from evaluators.datasets.hf import SAVED_MARKERS, HFImageDataset, parquet_files
 from evaluators.datasets.imagenet_flat import VAL_NAME, ImageNetValFlat, read_val_labels
 from evaluators.datasets.imagenet_folder import ImageNetFolder
 from evaluators.datasets.imagenet_shift import ImageNetShiftFolder
@@ -24,6 +24,8 @@ LAYOUTS = ("auto", "imagenet-folder", "imagenet-flat", "imagenetv2-folder", "ima
 VAL_IMAGES = ("imagenet-val", "imagenet-real")
 #: natural-shift releases stored as wnid class folders
 SHIFT_FOLDERS = ("imagenet-a", "imagenet-r", "imagenet-sketch")
+#: layouts that read their labels from a separate file (``labels``)
+LABEL_FILE_LAYOUTS = ("imagenet-flat", "class-folder")
 
 
 def detect_layout(dataset_id: str, root: Path) -> str:
@@ -35,7 +37,7 @@ def detect_layout(dataset_id: str, root: Path) -> str:
     if not root.is_dir():
         raise InputError(f"{root}: dataset path not found")
     names = [p.name for p in root.iterdir()]
-    if any(n in SAVED_MARKERS for n in names) or any(root.glob("*.parquet")) or any(root.glob("data/*.parquet")):
+    if any(n in SAVED_MARKERS for n in names) or parquet_files(root):
         return "hf"
     if dataset_id == "objectnet":
         return "objectnet"
@@ -82,6 +84,9 @@ def open_dataset(dataset_id: str, root: str | os.PathLike, *, layout: str = "aut
     root = release_root(Path(root), manifest.get("folder_name"))
     if layout == "auto":
         layout = detect_layout(dataset_id, root)
+    if labels is not None and layout not in LABEL_FILE_LAYOUTS:
+        raise InputError(f"--labels {labels}: the {layout} layout has its labels in the copy itself; a label file "
+                         f"applies to {' and '.join(LABEL_FILE_LAYOUTS)}")
     source = _open_layout(root, layout, labels, split, hf_kwargs, manifest.get("classes"))
     if dataset_id == "imagenet-real":
         return ImageNetReal(source, real_labels)

@@ -7,10 +7,12 @@ Hugging Face copy line up row for row. ``read_bytes(i)`` returns the raw file
 bytes of sample ``i`` (decoding happens elsewhere). Anything found while
 listing that is not a labelled image (an unknown class folder, a stray file,
 an unreadable archive entry) is recorded in ``problems``, never dropped
-silently; the manifest check reports it.
+silently; the manifest check reports it. An image id that occurs twice is
+an error.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -86,6 +88,14 @@ class ImageSource:
         self.samples: list[Sample] = []
 
     def _set_samples(self, samples: list[Sample]) -> None:
+        """Keep ``samples`` in ``(label, image_id)`` order; InputError naming
+        both places when an image id occurs twice (ids key every result row)."""
+        seen: dict[str, Sample] = {}
+        for s in samples:
+            first = seen.setdefault(s.image_id, s)
+            if first is not s:
+                raise InputError(f"{self.root}: image id {s.image_id!r} occurs twice, at {first.location} and "
+                                 f"{s.location}; image ids (file names without extension) must be unique in a dataset")
         self.samples = sorted(samples, key=lambda s: (s.label, s.image_id))
 
     def __len__(self) -> int:
@@ -105,6 +115,10 @@ class ImageSource:
         order: the part of the run and crop-cache keys that identifies the listing."""
         return "\n".join(f"{s.image_id}\t{s.label}\t{s.location}" + (f"\t{s.targets}" if s.targets else "")
                          for s in self.samples).encode()
+
+    def listing_sha256(self) -> str:
+        """Hex SHA-256 of :meth:`listing`."""
+        return hashlib.sha256(self.listing()).hexdigest()
 
     @property
     def labels(self) -> np.ndarray:

@@ -105,13 +105,18 @@ def read_class_map(path: str | os.PathLike) -> dict[str, int]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: class map file not found")
+    try:
+        if path.suffix.lower() == ".json":
+            raw = json.loads(path.read_text())
+        else:
+            df = pd.read_csv(path, dtype={"folder": str})
+    except (ValueError, pd.errors.ParserError) as exc:  # bad JSON, bad CSV, not UTF-8
+        raise InputError(f"{path}: not a readable class map ({str(exc).splitlines()[0]})") from None
     if path.suffix.lower() == ".json":
-        raw = json.loads(path.read_text())
         if not isinstance(raw, dict):
             raise InputError(f"{path}: a class map must be a JSON object folder -> class index")
         mapping = {str(k): v for k, v in raw.items()}
     else:
-        df = pd.read_csv(path, dtype={"folder": str})
         if not {"folder", "label"} <= set(df.columns):
             raise InputError(f"{path}: class map CSV needs columns folder,label")
         mapping = dict(zip(df["folder"], df["label"]))

@@ -23,19 +23,30 @@ from replication.errors import InputError
 SAVED_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
 
 
+def parquet_files(root: Path) -> list[str]:
+    """The ``*.parquet`` files under ``root``, sorted; hidden files and
+    folders (temporaries of interrupted writes, caches) are left out."""
+    return sorted(str(p) for p in root.rglob("*.parquet")
+                  if not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
 def _load(root: Path, split: str | None, cache_dir: str | None):
     try:
         import datasets
     except ImportError:
         raise InputError("reading a Hugging Face dataset needs the 'datasets' package: pip install 'replication-bias[hf]'") from None
-    if any((root / m).exists() for m in SAVED_MARKERS):
-        ds, kind = datasets.load_from_disk(str(root)), "save_to_disk"
-    else:
-        parquet = sorted(str(p) for p in root.rglob("*.parquet"))
-        if parquet:
-            ds, kind = datasets.load_dataset("parquet", data_files=parquet, cache_dir=cache_dir), "parquet"
+    try:
+        if any((root / m).exists() for m in SAVED_MARKERS):
+            ds, kind = datasets.load_from_disk(str(root)), "save_to_disk"
         else:
-            ds, kind = datasets.load_dataset("imagefolder", data_dir=str(root), cache_dir=cache_dir), "imagefolder"
+            parquet = parquet_files(root)
+            if parquet:
+                ds, kind = datasets.load_dataset("parquet", data_files=parquet, cache_dir=cache_dir), "parquet"
+            else:
+                ds, kind = datasets.load_dataset("imagefolder", data_dir=str(root), cache_dir=cache_dir), "imagefolder"
+    except Exception as exc:  # noqa: BLE001 - datasets and pyarrow raise many types for a damaged copy
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise InputError(f"{root}: not a readable Hugging Face dataset ({type(exc).__name__}: {first})") from None
     if isinstance(ds, datasets.DatasetDict):
         if split is None and len(ds) == 1:
             split = next(iter(ds))

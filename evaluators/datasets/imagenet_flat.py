@@ -26,11 +26,10 @@ import re
 import tarfile
 from pathlib import Path
 
-import pandas as pd
-
-from replication.classes import imagenet_classes
 from evaluators.datasets.base import FileSource, Sample, image_id_of, is_image_name
+from replication.classes import imagenet_classes
 from replication.errors import InputError
+from replication.io.tables import read_table
 
 VAL_NAME = re.compile(r"^ILSVRC2012_val_(\d{8})$")
 LABEL_FILES = ("LOC_val_solution.csv", "ILSVRC2012_devkit_t12.tar.gz", "ILSVRC2012_devkit_t12")
@@ -66,24 +65,27 @@ def devkit_labels(path: str | os.PathLike) -> dict[str, int]:
 
     path = Path(path)
     meta_bytes, gt_bytes = _devkit_files(path)
-    synsets = loadmat(io.BytesIO(meta_bytes), squeeze_me=True)["synsets"]
-    leaves = synsets[synsets["num_children"] == 0]
+    try:
+        synsets = loadmat(io.BytesIO(meta_bytes), squeeze_me=True)["synsets"]
+        leaves = synsets[synsets["num_children"] == 0]
+    except Exception as exc:  # noqa: BLE001 - scipy raises several types for a file that is not meta.mat
+        raise InputError(f"{path}: {META} is not the devkit's synset table ({type(exc).__name__}: {exc})") from None
     to_index = imagenet_classes().wnid_to_index
     try:
         id_to_label = {int(i): to_index[str(w)] for i, w in zip(leaves["ILSVRC2012_ID"], leaves["WNID"])}
     except KeyError as exc:
         raise InputError(f"{path}: meta.mat names a wnid that is not an ILSVRC-2012 class: {exc}") from None
     labels = {}
-    for line_no, line in enumerate(gt_bytes.decode().split(), start=1):
-        if int(line) not in id_to_label:
-            raise InputError(f"{path}: {GROUND_TRUTH} line {line_no}: ILSVRC2012_ID {line} not in meta.mat")
+    for line_no, line in enumerate(gt_bytes.decode("utf-8", "replace").split(), start=1):
+        if not line.isdigit() or int(line) not in id_to_label:
+            raise InputError(f"{path}: {GROUND_TRUTH} line {line_no}: {line[:20]!r} is not an ILSVRC2012_ID of meta.mat")
         labels[f"ILSVRC2012_val_{line_no:08d}"] = id_to_label[int(line)]
     return labels
 
 
 def loc_solution_labels(path: str | os.PathLike) -> dict[str, int]:
     """image id -> class index from Kaggle's ``LOC_val_solution.csv``."""
-    df = pd.read_csv(path)
+    df = read_table(path)
     if not {"ImageId", "PredictionString"} <= set(df.columns):
         raise InputError(f"{path}: expected columns ImageId,PredictionString")
     to_index = imagenet_classes().wnid_to_index

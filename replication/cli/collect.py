@@ -18,10 +18,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``replication collect`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
-    from evaluators.collect import collect_matrix
-    from replication.io.atomic import write_table
-    from replication.io.tables import model_columns
+    from pathlib import Path
 
+    from evaluators.collect import collect_matrix
+    from replication.cli.paths import is_within
+    from replication.errors import InputError
+    from replication.io.atomic import write_table
+    from replication.io.tables import DATASET_IDS, model_columns
+
+    for folder in (Path(args.dir) / ds for ds in DATASET_IDS):
+        if is_within(args.out, folder):
+            raise InputError(f"--out {args.out} lies inside {folder}, where evaluate keeps its results; write the "
+                             f"matrix elsewhere (e.g. {Path(args.dir) / 'correct.parquet'})")
     matrix, dropped = collect_matrix(args.dir, drop_errors=args.drop_errors)
     write_table(args.out, matrix)
     if dropped:

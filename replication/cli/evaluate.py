@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from evaluators.preprocess import DECODERS, INTERPOLATIONS
@@ -86,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
 
     from evaluators.distributed import DatasetSpec, GridOptions, run_grid, torchrun_shard
     from evaluators.engine import EngineOptions
-    from evaluators.manifests import check_dataset
-    from evaluators.registry import model_factory
+    from evaluators.manifests import check_dataset, labels_outside
+    from evaluators.registry import model_factory, output_name
     from evaluators.runner import resolve_device
     from replication.cli.paths import check_distinct_paths
 
@@ -99,14 +100,22 @@ def run(args: argparse.Namespace) -> int:
                            workers=args.workers, max_errors=args.max_errors, save_logits=args.save_logits,
                            force=args.force, chunk_size=args.chunk_size, channels_last=args.channels_last,
                            compile=args.compile, gpu_decode=args.gpu_decode)
+    names: dict[str, str] = {}
     for model_id in args.model:  # unknown models and devices fail before any data is read
         model_factory(model_id)
+        name = output_name(model_id)
+        if name in names:
+            raise InputError(f"--model {names[name]} and --model {model_id} would both write {name}.parquet; "
+                             "give each model once")
+        names[name] = model_id
     resolve_device(args.device)
     roots = pair_with_datasets(args.root, args.dataset, "--root")
     labels = pair_with_datasets(args.labels, args.dataset, "--labels")
     weights = args.weights if args.weights not in (None, "random") else None
     check_distinct_paths({"--root": list(roots.values()), "--labels": list(labels.values()), "--weights": weights,
                           "--real-labels": args.real_labels}, output_dirs={"--out": args.out})
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise InputError(f"--out {args.out} is a file; give a folder (made if missing)")
     layouts = pair_with_datasets(args.layout, args.dataset, "--layout")
     sources, checks = {}, {}
     for ds in args.dataset:
@@ -114,6 +123,10 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--root: no path for dataset {ds}")
         src = open_dataset(ds, roots[ds], layout=layouts.get(ds, "auto"), labels=labels.get(ds), split=args.split,
                            real_labels=args.real_labels)
+        outside = labels_outside(ds, src)
+        if outside:
+            raise InputError(f"{roots[ds]}: label(s) {', '.join(map(str, outside[:5]))} are not classes of {ds} "
+                             f"({len(outside)} in all); check --labels and --layout")
         check = check_dataset(ds, src)
         check.allow_partial = args.allow_partial
         if not check.ok and not args.allow_partial:
@@ -123,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
         if not check.ok:
             log.warning("%s (scoring anyway: --allow-partial)", check.summary())
         sources[ds], checks[ds] = src, check
+    if args.split is not None and all(src.layout != "hf" for src in sources.values()):
+        raise InputError(f"--split {args.split}: only a Hugging Face copy has splits, and no --root is one")
     overrides = {"crop_size": args.crop_size, "resize_size": args.resize_size, "interpolation": args.interpolation,
                  "decoder": args.decoder}
     shard, barrier, device = torchrun_shard(args.device)

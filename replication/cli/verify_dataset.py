@@ -25,14 +25,19 @@ def run(args: argparse.Namespace) -> int:
     the copy matches its manifest, else 1."""
     from evaluators.datasets import open_dataset
     from evaluators.manifests import check_archive, check_dataset
+    from replication.errors import InputError
 
     src = open_dataset(args.dataset, args.root, layout=args.layout, labels=args.labels, split=args.split,
                        real_labels=args.real_labels)
+    if args.split is not None and src.layout != "hf":
+        raise InputError(f"--split {args.split}: only a Hugging Face copy has splits, not the {src.layout} layout")
     check = check_dataset(args.dataset, src)
     if args.checksum:
-        for path in (args.root, getattr(src, "labels_file", None)):
-            if path is not None and Path(path).is_file():
-                check.differences += check_archive(args.dataset, path)
+        files = [p for p in (args.root, getattr(src, "labels_file", None)) if p is not None and Path(p).is_file()]
+        if not files:
+            raise InputError(f"--checksum: {args.root} is a folder; checksums are published for the archives")
+        for path in files:
+            check.differences += check_archive(args.dataset, path)
     for line in check.differences:
         print(line)
     print(check.summary())
