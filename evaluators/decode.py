@@ -23,11 +23,15 @@ from __future__ import annotations
 import io
 import warnings
 
+import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
 from evaluators.preprocess import PreprocessCfg
 
+#: Pillow's filter for each :data:`~evaluators.preprocess.INTERPOLATIONS` name (torchvision's mapping)
+PIL_RESAMPLE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
+                "bicubic": Image.Resampling.BICUBIC}
 JPEG_MAGIC = b"\xff\xd8"
 JPEG_END = b"\xff\xd9"  # missing in truncated files, which go to Pillow for their reason
 
@@ -89,14 +93,23 @@ def centre_crop(F, image, height: int, width: int, cfg: PreprocessCfg):
 
 def crop_uint8(img: Image.Image, cfg: PreprocessCfg) -> torch.Tensor:
     """Resize (the shorter side, or both with ``squash``) to ``cfg.resize_size``
-    and centre-crop ``cfg.crop_size`` with Pillow; returns uint8 (3, crop, crop)."""
-    from torchvision.transforms import InterpolationMode
-    from torchvision.transforms import functional as F
+    and centre-crop ``cfg.crop_size`` with Pillow; returns uint8 (3, crop, crop).
+    The same Pillow calls as torchvision's ``Resize``, ``CenterCrop`` (at
+    ``cfg.crop_offset``) and ``PILToTensor`` on a PIL image (identical bytes,
+    tested), without importing torchvision in every DataLoader worker (a crop
+    larger than the resized image, which torchvision pads, goes through it)."""
+    h, w = ((cfg.resize_size,) * 2 if cfg.resize_mode == "squash"
+            else resized_hw(img.height, img.width, cfg.resize_size))
+    if (h, w) != (img.height, img.width):
+        img = img.resize((w, h), PIL_RESAMPLE[cfg.interpolation])
+    c = cfg.crop_size
+    if min(h, w) < c:
+        from torchvision.transforms import functional as F
 
-    mode = InterpolationMode(cfg.interpolation)
-    size = cfg.resize_size if cfg.resize_mode == "shorter" else [cfg.resize_size, cfg.resize_size]
-    img = F.resize(img, size, interpolation=mode, antialias=cfg.antialias)
-    return F.pil_to_tensor(centre_crop(F, img, img.height, img.width, cfg))
+        return F.pil_to_tensor(centre_crop(F, img, h, w, cfg))
+    top, left = cfg.crop_offset(h), cfg.crop_offset(w)
+    img = img.crop((left, top, left + c, top + c))
+    return torch.as_tensor(np.array(img, copy=True)).permute(2, 0, 1)
 
 
 def resized_hw(h: int, w: int, size: int) -> tuple[int, int]:

@@ -16,6 +16,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -30,7 +31,8 @@ from evaluators.outputs import (TOPK, ChunkStore, assemble, chunk_table, finishe
 from evaluators.preprocess import PreprocessCfg
 from evaluators.registry import LoadedModel
 from evaluators.runner import (PRECISIONS, Batch, CropDataset, ModelRunner, chunk_loader, chunk_ranges,
-                               default_workers, iter_chunks, resolve_device, shard_chunks)
+                               default_batch_size, default_workers, iter_chunks, resolve_device, reused_heap,
+                               shard_chunks)
 from evaluators.scoring import Scoring
 from replication.errors import InputError
 from replication.io.atomic import write_json
@@ -50,10 +52,12 @@ class EngineOptions:
         ``"auto"``, ``"cpu"`` or ``"cuda[:i]"``.
     precision : str, default="fp32"
         ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast).
-    batch_size : int, default=64
-        Images per forward pass.
+    batch_size : int, default=None
+        Images per forward pass (None: :func:`~evaluators.runner.default_batch_size`
+        for the device: 64 on a GPU, 8 on the CPU).
     workers : int, default=None
-        DataLoader workers (None: :func:`~evaluators.runner.default_workers`).
+        DataLoader workers (None: :func:`~evaluators.runner.default_workers`
+        for the device).
     max_errors : int, default=0
         Unreadable images tolerated; more raise InputError listing them.
     save_logits : bool, default=False
@@ -78,7 +82,7 @@ class EngineOptions:
 
     device: str = "auto"
     precision: str = "fp32"
-    batch_size: int = 64
+    batch_size: int | None = None
     workers: int | None = None
     max_errors: int = 0
     save_logits: bool = False
@@ -94,7 +98,7 @@ class EngineOptions:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise InputError(f"--precision {self.precision!r}: choose {', '.join(PRECISIONS)}")
-        if self.batch_size < 1 or self.chunk_size < 1:
+        if (self.batch_size is not None and self.batch_size < 1) or self.chunk_size < 1:
             raise InputError("--batch-size and --chunk-size must be >= 1")
         if self.max_errors < 0:
             raise InputError("--max-errors must be >= 0")
@@ -139,11 +143,13 @@ def run_key(lm: LoadedModel, source: ImageSource, dataset: str, *, device: torch
 
 
 def versions() -> dict:
-    """Versions of python, torch, torchvision, numpy and pillow (str each)."""
-    import PIL
-    import torchvision
+    """Versions of python, torch, torchvision, numpy and pillow (str each;
+    torchvision's read from its metadata: importing it costs seconds)."""
+    from importlib.metadata import version
 
-    return {"python": sys.version.split()[0], "torch": torch.__version__, "torchvision": torchvision.__version__,
+    import PIL
+
+    return {"python": sys.version.split()[0], "torch": torch.__version__, "torchvision": version("torchvision"),
             "numpy": np.__version__, "pillow": PIL.__version__}
 
 
@@ -267,7 +273,8 @@ def evaluate_source(lm: LoadedModel, source: ImageSource, dataset: str, out_dir:
     dev = resolve_device(opts.device)
     if opts.gpu_decode and dev.type != "cuda":
         raise InputError("--gpu-decode needs a CUDA device")
-    workers = default_workers() if opts.workers is None else opts.workers
+    opts = replace(opts, batch_size=opts.batch_size or default_batch_size(dev))
+    workers = default_workers(dev) if opts.workers is None else opts.workers
     key = run_key(lm, source, dataset, device=dev, precision=opts.precision, batch_size=opts.batch_size,
                   chunk_size=opts.chunk_size, save_logits=opts.save_logits, channels_last=opts.channels_last,
                   compile=opts.compile, gpu_decode=opts.gpu_decode, classifier_fp32=opts.precision != "fp32",
@@ -298,8 +305,9 @@ def evaluate_source(lm: LoadedModel, source: ImageSource, dataset: str, out_dir:
     crops = CropDataset(source, lm.preprocess) if crops is None else crops
     t_eval = time.perf_counter()
     try:
-        _run_chunks(runner, source, crops, store, chunks, pending, opts, workers=workers,
-                    n_prev_errors=n_prev_errors, bar=bar, scoring=scoring)
+        with reused_heap() if dev.type == "cpu" else nullcontext():
+            _run_chunks(runner, source, crops, store, chunks, pending, opts, workers=workers,
+                        n_prev_errors=n_prev_errors, bar=bar, scoring=scoring)
     finally:
         bar.close()
     eval_s = time.perf_counter() - t_eval

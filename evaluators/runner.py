@@ -17,8 +17,11 @@
 """
 from __future__ import annotations
 
+import ctypes
 import os
+import platform
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -109,9 +112,24 @@ def shard_chunks(n_chunks: int, rank: int, world: int) -> range:
     return range(n_chunks * rank // world, n_chunks * (rank + 1) // world)
 
 
-def default_workers() -> int:
-    """DataLoader workers: CPU count - 1, between 0 and 8."""
-    return max(0, min(8, (os.cpu_count() or 1) - 1))
+def default_batch_size(device: torch.device) -> int:
+    """Images per forward pass when not given: 64 on a GPU; 8 on the CPU,
+    where a batch's activations then stay in the caches (EfficientNet-Lite0
+    takes about half the CPU time per image at 8 as at 64, ResNet-50 and
+    MobileNetV3 about the same). Batches whose size is a multiple of 4 give
+    the same logits, bit for bit, on the CPU (tested)."""
+    return 64 if device.type == "cuda" else 8
+
+
+def default_workers(device: torch.device | None = None) -> int:
+    """DataLoader workers: CPU count - 1, between 0 and 8, to feed a GPU or
+    fill the decode cache; for a model run on the CPU, which needs the cores
+    more than decoding does (EfficientNet-Lite0: ~25 ms an image against
+    ~6 ms to decode and crop it), a quarter of them, at least 1 of 2 or more."""
+    cpus = os.cpu_count() or 1
+    if device is not None and device.type == "cpu":
+        return min(cpus - 1, max(1, cpus // 4))
+    return max(0, min(8, cpus - 1))
 
 
 def chunk_loader(dataset: torch.utils.data.Dataset, chunks: list[range], *, batch_size: int, workers: int,
@@ -144,6 +162,31 @@ def iter_chunks(items: Iterable[T], chunks: list[range], size: Callable[[T], int
         if left == 0:
             chunk = next(pending, None)
             left = len(chunk) if chunk is not None else 0
+
+
+@contextmanager
+def reused_heap() -> Iterator[None]:
+    """Within the block, glibc's malloc keeps freed memory for reuse (mmap and
+    trim thresholds of 1 GiB); after it, glibc's default thresholds and a trim
+    give it back. A forward pass on the CPU frees and allocates activations of
+    tens of MB per batch, each a fresh mmap whose pages the kernel zeroes on
+    first touch: EfficientNet-Lite0 spent a third of its CPU time there
+    (``replication evaluate``, 256 images: 9.6 s system time, 1.4 s with
+    the heap reused). PyTorch's CPU tuning guide swaps in jemalloc or TCMalloc
+    for the same reason. Does nothing where the C library is not glibc."""
+    if platform.libc_ver()[0] != "glibc":
+        yield
+        return
+    libc = ctypes.CDLL(None)
+    m_trim_threshold, m_mmap_threshold, default, keep = -1, -3, 128 * 1024, 1 << 30
+    libc.mallopt(m_trim_threshold, keep)
+    libc.mallopt(m_mmap_threshold, keep)
+    try:
+        yield
+    finally:
+        libc.mallopt(m_mmap_threshold, default)
+        libc.mallopt(m_trim_threshold, default)
+        libc.malloc_trim(0)
 
 
 # ---------------------------------------------------------------- the model runner

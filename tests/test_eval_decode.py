@@ -43,15 +43,38 @@ def test_broken_files_raise_with_reason(make, reason):
         decode_image(make(jpeg_bytes(photo(1, size=(96, 80)))))
 
 
-def test_crop_matches_torchvision_eval_transform():
+@pytest.mark.parametrize("size,resize,crop,interpolation", [
+    ((90, 70), 56, 48, "bicubic"), ((70, 90), 56, 48, "bilinear"), ((501, 375), 256, 224, "bicubic"),
+    ((375, 500), 232, 224, "bilinear"), ((64, 64), 64, 63, "nearest"), ((41, 37), 37, 37, "bilinear"),
+    ((40, 33), 30, 35, "bicubic"), ((40, 33), 30, 34, "bilinear")])  # the last two crop beyond the resized image
+def test_crop_matches_torchvision_eval_transform(size, resize, crop, interpolation):
     from torchvision import transforms as T
 
-    img = Image.fromarray(photo(4, size=(90, 70)))
-    cfg = PreprocessCfg(crop_size=48, resize_size=56, interpolation="bicubic")
-    ref = T.Compose([T.Resize(56, T.InterpolationMode.BICUBIC), T.CenterCrop(48), T.PILToTensor()])(img)
+    img = Image.fromarray(photo(4, size=size))
+    cfg = PreprocessCfg(crop_size=crop, resize_size=resize, interpolation=interpolation)
+    ref = T.Compose([T.Resize(resize, T.InterpolationMode(interpolation)), T.CenterCrop(crop), T.PILToTensor()])(img)
     out = crop_uint8(img, cfg)
-    assert out.dtype.is_floating_point is False and out.shape == (3, 48, 48)
+    assert out.dtype == torch.uint8 and out.shape == (3, crop, crop)
     assert np.array_equal(out.numpy(), ref.numpy())
+
+
+@pytest.mark.parametrize("size,resize,crop", [((90, 71), 57, 48), ((71, 90), 57, 48), ((40, 33), 30, 34)])
+def test_squashed_and_floor_rounded_crops_match_torchvision(size, resize, crop):
+    """open_clip's squash resize and Hugging Face's floor-rounded crop offset, against torchvision's
+    Resize((s, s)) and an explicit crop at (size - crop) // 2."""
+    from torchvision.transforms import functional as F
+
+    img = Image.fromarray(photo(5, size=size))
+    squash = PreprocessCfg(crop_size=crop, resize_size=resize, interpolation="bicubic", resize_mode="squash")
+    ref = F.center_crop(F.resize(img, [resize, resize], F.InterpolationMode.BICUBIC), [crop, crop])
+    assert np.array_equal(crop_uint8(img, squash).numpy(), F.pil_to_tensor(ref).numpy())
+    floor = PreprocessCfg(crop_size=crop, resize_size=resize, interpolation="bilinear", crop_rounding="floor")
+    resized = F.resize(img, resize, F.InterpolationMode.BILINEAR)
+    h, w = resized.height, resized.width
+    if min(h, w) >= crop:
+        ref = F.crop(resized, (h - crop) // 2, (w - crop) // 2, crop, crop)
+        assert (h - crop) % 2 or (w - crop) % 2  # an odd margin, where floor and round differ
+        assert np.array_equal(crop_uint8(img, floor).numpy(), F.pil_to_tensor(ref).numpy())
 
 
 SK_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")  # real photos, 300-640 pixels a side

@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
+from conftest import missing
 from eval_fixtures import jpeg_bytes, photo, v2_files, write_tree
 
 from evaluators.datasets import ImageNetV2Folder
@@ -237,3 +238,66 @@ def test_classifier_of_timm_style_models_with_two_heads():
     assert classifier_in_fp32(m) == [m.head, m.head_dist] and type(m.proj) is torch.nn.Linear
     assert type(m.head) is Float32Linear
     assert classifier_in_fp32(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1))) == []
+
+
+def test_default_cpu_batch_gives_the_outputs_of_batch_64(tmp_path):
+    """On the CPU the default batch is 8 (faster: activations stay in the caches); batches whose size is a
+    multiple of 4 give the same logits bit for bit, so the files equal those of --batch-size 64."""
+    root = write_tree(tmp_path / "v2", v2_files(classes=(2, 10, 100, 999), per_class=4))  # 16 images
+    args = ["evaluate", "--model", "resnet18", "--weights", "random", "--dataset", V2, "--root", str(root),
+            "--workers", "0", "--allow-partial", "--save-logits", *SMALL_ARGS]
+    assert main(args + ["--out", str(tmp_path / "default")]) == 0
+    assert main(args + ["--out", str(tmp_path / "b64"), "--batch-size", "64"]) == 0
+    side = json.loads((tmp_path / "default" / V2 / "resnet18.json").read_text())
+    assert side["batch_size"] == 8 and side["device"].startswith("cpu")
+    assert ((tmp_path / "default" / V2 / "resnet18.parquet").read_bytes()
+            == (tmp_path / "b64" / V2 / "resnet18.parquet").read_bytes())
+
+
+def test_default_workers_leave_the_cpu_model_most_cores():
+    """Feeding a GPU: CPUs - 1 workers (at most 8); beside a model on the CPU, a quarter of them (at least 1)."""
+    from evaluators.runner import default_workers
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    for cores, on_cpu, on_gpu in ((1, 0, 0), (2, 1, 1), (8, 2, 7), (32, 8, 8)):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(os, "cpu_count", lambda: cores)
+            assert (default_workers(cpu), default_workers(cuda), default_workers()) == (on_cpu, on_gpu, on_gpu)
+
+
+@pytest.mark.parametrize("preset,expected", [(None, "GOMP_SPINCOUNT = '0'"), ("ACTIVE", "OMP_WAIT_POLICY = 'ACTIVE'")])
+def test_evaluate_lets_openmp_threads_sleep_unless_told_otherwise(tmp_path, preset, expected):
+    """evaluate sets OMP_WAIT_POLICY=PASSIVE before torch (and its OpenMP) loads, unless the environment has one;
+    OMP_DISPLAY_ENV makes libgomp print how it started (unset, it spins 300,000 times before it sleeps)."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env.update({"OMP_DISPLAY_ENV": "VERBOSE", **({"OMP_WAIT_POLICY": preset} if preset else {}),
+                "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))})
+    child = subprocess.run([sys.executable, "-m", "replication", "evaluate", "--model", "resnet18", "--dataset", V2,
+                            "--root", str(tmp_path / "missing"), "--out", str(tmp_path / "out")],
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert child.returncode == 1 and "dataset path not found" in child.stderr  # failed after torch was loaded
+    assert expected in child.stderr
+
+
+def test_a_reused_heap_keeps_freed_activations_for_the_next_batch():
+    """Inside reused_heap a freed 64 MB buffer is reused (no fresh pages to zero); outside, every one is new."""
+    import platform
+    import resource
+
+    if platform.libc_ver()[0] != "glibc":
+        missing("the C library is not glibc")  # CI runs Debian
+
+    from evaluators.runner import reused_heap
+
+    def page_faults(n=4):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(n):
+            torch.ones(16 << 20).sum()  # 64 MB written, then freed
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    pages = (64 << 20) // os.sysconf("SC_PAGE_SIZE")
+    assert page_faults() >= 3 * pages
+    with reused_heap():
+        page_faults(1)
+        assert page_faults() < pages // 4
+    assert page_faults() >= 3 * pages

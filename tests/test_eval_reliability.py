@@ -245,3 +245,19 @@ def test_cache_fill_with_a_batch_of_unreadable_images(tmp_path):
     crops = cache.crops()
     assert [crops[i][2] is None for i in range(4)] == [True, True, False, False]
     assert np.all([crops[i][1].shape == (3, 8, 8) for i in range(2)])
+
+
+def test_labels_outside_the_classes_are_refused(tmp_path, capsys, monkeypatch):
+    from evaluators import manifests
+
+    root = write_tree(tmp_path / "tree", v2_files(classes=(3, 7), per_class=1))
+    (tmp_path / "map.json").write_text(json.dumps({"3": 3, "7": 1000}))
+    assert _evaluate(root, tmp_path / "out", "--layout", "class-folder", "--labels", str(tmp_path / "map.json")) == 1
+    err = capsys.readouterr().err
+    assert "class index not in 0..999 for folder(s) 7" in err and len(err.strip().splitlines()) == 1
+    real = manifests.load_manifest
+    monkeypatch.setattr(manifests, "load_manifest", lambda ds: {**real(ds), "classes": [3]})  # a 1-class dataset
+    assert _evaluate(root, tmp_path / "out") == 1
+    err = capsys.readouterr().err
+    assert f"label(s) 7 are not classes of {V2} (1 in all)" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

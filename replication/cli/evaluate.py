@@ -35,8 +35,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default=None, help="split of a Hugging Face dataset")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: CPUs - 1, at most 8)")
+    p.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default 64 on a GPU, "
+                   "8 on the CPU, where smaller batches stay in the caches)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="DataLoader workers (default: on a GPU CPUs - 1, at most 8; on the CPU a quarter of the "
+                        "CPUs, at least 1, the model running on the rest)")
     p.add_argument("--chunk-size", type=int, default=2048, help="images per resumable chunk (default 2048)")
     p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
     p.add_argument("--allow-partial", action="store_true", help="score a copy that differs from its manifest")
@@ -80,8 +83,20 @@ def pair_with_datasets(values: list[str], datasets: list[str], flag: str) -> dic
     return dict(zip(datasets, values))
 
 
+def passive_openmp() -> None:
+    """Let torch's OpenMP threads sleep rather than spin while they wait for
+    work (``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets a policy);
+    effective only before torch is imported. Spinning threads take the cores
+    from the DataLoader workers and from other jobs, and wait on each other
+    when one is preempted: EfficientNet-Lite0 on 2 loaded cores beside a
+    decoding worker took 3x the time on 2 threads as on 1, and less than on 1
+    once they slept (``benchmarks/evaluate_process.py``)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``replication evaluate`` with the parsed ``args``; exit status 0 (bad input raises InputError)."""
+    passive_openmp()
     from evaluators.datasets import open_dataset
     from dataclasses import replace
 
