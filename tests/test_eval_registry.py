@@ -18,8 +18,8 @@ def _built(model_id, **kw):
     return create_model(model_id, weights="random", **kw).preprocess
 
 
-@pytest.mark.parametrize("model_id", ["efficientnet_lite0", "resnet50", "resnet50.IMAGENET1K_V1", "vit_b_16",
-                                      "mobilenet_v3_small"])
+@pytest.mark.parametrize("model_id", ["efficientnet_lite0", "efficientnet_lite2", "resnet50", "resnet50.IMAGENET1K_V1",
+                                      "vit_b_16", "mobilenet_v3_small"])
 def test_preprocessing_without_building_equals_the_built_models(model_id, monkeypatch):
     built = _built(model_id)
     assert model_preprocess(model_id, preprocess={"crop_size": 64}) == built.replace(crop_size=64)
@@ -28,7 +28,8 @@ def test_preprocessing_without_building_equals_the_built_models(model_id, monkey
         raise AssertionError("built")
 
     monkeypatch.setattr(torchvision.models, "get_model", no_build)
-    monkeypatch.setitem(registry._REGISTRY, "efficientnet_lite0", no_build)
+    for lite in ("efficientnet_lite0", "efficientnet_lite2"):
+        monkeypatch.setitem(registry._REGISTRY, lite, no_build)
     assert model_preprocess(model_id) == built
 
 
