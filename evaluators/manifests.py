@@ -128,8 +128,10 @@ def check_archive(dataset_id: str, path: str | Path) -> list[str]:
 
 
 def labels_outside(dataset_id: str, source: ImageSource) -> list[int]:
-    """Labels of ``source`` that are not classes of ``dataset_id`` (its
-    manifest's ``classes`` when it lists a subset, else 0..999), sorted."""
-    man = load_manifest(dataset_id)
-    allowed = np.asarray(man.get("classes", range(N_CLASSES)))
-    return np.setdiff1d(np.unique(source.labels), allowed).tolist()
+    """Labels and accepted targets of ``source`` outside the classes it is
+    scored on (its ``class_subset``, else its manifest's ``classes``, else
+    0..999), sorted: images no prediction could count as correct."""
+    allowed = (getattr(source, "class_subset", None) or load_manifest(dataset_id).get("classes")
+               or range(N_CLASSES))
+    extra = [c for s in source.samples if s.targets for c in s.targets]
+    return np.setdiff1d(np.concatenate([source.labels, np.asarray(extra, dtype=int)]), np.asarray(allowed)).tolist()
