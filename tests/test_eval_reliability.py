@@ -261,3 +261,13 @@ def test_labels_outside_the_classes_are_refused(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert f"label(s) 7 are not classes of {V2} (1 in all)" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flag,value", [("--batch-size", "0"), ("--workers", "-1"), ("--chunk-size", "0"),
+                                        ("--max-errors", "-2")])
+def test_counts_out_of_range_are_usage_errors(tmp_path, capsys, flag, value):
+    assert main(["evaluate", "--model", "resnet18", "--dataset", V2, "--root", str(tmp_path), "--out",
+                 str(tmp_path / "out"), flag, value]) == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}: must be >= " in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

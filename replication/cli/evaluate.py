@@ -13,6 +13,7 @@ import os
 import sys
 
 from evaluators.preprocess import DECODERS, INTERPOLATIONS
+from replication.cli.args import nonnegative_int, positive_int
 from replication.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -35,15 +36,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default=None, help="split of a Hugging Face dataset")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
-    p.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default 64 on a GPU, "
+    p.add_argument("--batch-size", type=positive_int, default=None, help="images per forward pass (default 64 on a GPU, "
                    "8 on the CPU, where smaller batches stay in the caches)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="DataLoader workers (default: on a GPU CPUs - 1, at most 8; on the CPU a quarter of the "
-                        "CPUs, at least 1, the model running on the rest)")
-    p.add_argument("--chunk-size", type=int, default=2048, help="images per resumable chunk (default 2048)")
+    p.add_argument("--workers", type=nonnegative_int, default=None,
+                   help="DataLoader workers (default: on a GPU CPUs - 1, at most 8; beside a model on the CPU a "
+                        "quarter of the CPUs, at least 1)")
+    p.add_argument("--chunk-size", type=positive_int, default=2048, help="images per resumable chunk (default 2048)")
     p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
     p.add_argument("--allow-partial", action="store_true", help="score a copy that differs from its manifest")
-    p.add_argument("--max-errors", type=int, default=0, help="unreadable images tolerated (default 0)")
+    p.add_argument("--max-errors", type=nonnegative_int, default=0, help="unreadable images tolerated (default 0)")
     p.add_argument("--force", action="store_true", help="redo finished (model, dataset) pairs")
     p.add_argument("--save-logits", action="store_true", help="add float16 logits to the per-image parquet")
     p.add_argument("--weights", default=None, help="weights file for a single --model (or 'random')")
