@@ -266,15 +266,26 @@ def population_truth(config: SimulationConfig, curves: pd.DataFrame, rep_s: np.n
     """Per-model truth (see module doc), indexed by model."""
     a, b = config.reference_prior
     density = np.exp((a - 1) * np.log(_GRID) + (b - 1) * np.log1p(-_GRID) - special.betaln(a, b))
-    density = density / density.sum()
-    ref_acc = density @ accuracy_curve(_GRID, curves, config.pivot)
-    adj_acc = density @ accuracy_curve(_GRID, curves, config.pivot, config.shift)
-    expected_rep = accuracy_curve(rep_s, curves, config.pivot, config.shift).mean(axis=0)
+    return truth_at_masses(density / density.sum(), curves, config.pivot, config.shift, rep_s)
+
+
+def truth_grid() -> np.ndarray:
+    """The quadrature points of the population truth (midpoints of 4000 cells of [0, 1])."""
+    return _GRID
+
+
+def truth_at_masses(masses: np.ndarray, curves: pd.DataFrame, pivot: float, shift: float,
+                    rep_s: np.ndarray) -> pd.DataFrame:
+    """Per-model truth (see module doc) for a reference distribution given as
+    masses (summing to 1) on :func:`truth_grid`, indexed by model."""
+    ref_acc = masses @ accuracy_curve(_GRID, curves, pivot)
+    adj_acc = masses @ accuracy_curve(_GRID, curves, pivot, shift)
+    expected_rep = accuracy_curve(rep_s, curves, pivot, shift).mean(axis=0)
     return pd.DataFrame({
         "reference_accuracy": ref_acc,
         "adjusted_replication_accuracy": adj_acc,
         "gap": ref_acc - adj_acc,
-        "shift": config.shift,
+        "shift": shift,
         "expected_replication_accuracy": expected_rep,
         "expected_raw_gap": ref_acc - expected_rep,
         "intercept": curves["intercept"].to_numpy(),

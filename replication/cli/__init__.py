@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "annotate": "annotate",
     "import-annotations": "import_annotations",
     "design": "design",
+    "v2-public": "v2_public",
 }
 
 log = logging.getLogger("replication")

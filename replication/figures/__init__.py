@@ -21,6 +21,8 @@ the report with the file's size and sha256)::
       timm/benchmark-infer-*.csv                     timm_scaling: infer_gmacs per image
       imagenet-testbed/*, timm/results-*.csv         shift_lines (plus, optionally, the user's evaluate
                                                      outputs: option ``evaluations``)
+      imagenetv2/hit_candidate_pool.parquet, raw/sampling_thresholds_a.json, raw/class_info.json
+                                                     v2public_adjusted (with recht2019_correct_top1.parquet)
 
 The engstrom2020_* figures (except the ReaL column of the histograms and
 the placebo study, which use the real ReaL votes) draw a simulated study,
@@ -48,6 +50,7 @@ from replication.figures import taori2020  # noqa: F401
 from replication.figures import thompson2020  # noqa: F401
 from replication.figures import timm_scaling  # noqa: F401
 from replication.figures import shifts  # noqa: F401
+from replication.figures import v2public  # noqa: F401
 
 __all__ = ["DPI", "FIGURES", "FigureSpec", "SavedFigure", "describe", "figure_bytes", "figure_files", "generate",
            "generate_all", "mark_simulated", "register_figure", "render", "render_all", "save_figure", "style"]

@@ -1,0 +1,99 @@
+"""``replication v2-public``: ImageNet-v2's selection bias from the public record
+alone (the candidate pool, the three sets' memberships and the models'
+correctness), next to Recht et al.'s raw drop and Engstrom et al.'s estimate."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from replication.cli.paths import PathRoles
+
+POOL_FAMILIES = ("mixture", "beta", "logitnormal")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``v2-public`` subcommand on ``sub`` (``func=run``)."""
+    p = sub.add_parser(
+        "v2-public", help="ImageNet-v2's selection bias from the public pool, memberships and correctness alone",
+        description="Fit the construction of ImageNet-v2's three sets (one candidate pool; MatchedFrequency, "
+                    "Threshold0.7 and TopImages drawn from it by their rules) to the sets' overlaps, the "
+                    "models' accuracy curves f(s) to their correctness by membership pattern, and report each "
+                    "model's MatchedFrequency accuracy and gap at the reference images' true selection "
+                    "frequencies, with class-bootstrap intervals and the range the data leave open.")
+    p.add_argument("--reference", required=True, type=Path, metavar="DIR",
+                   help="folder laid out like ../shared/reference (reads imagenetv2/)")
+    p.add_argument("--json", required=True, type=Path, metavar="OUT", help="output JSON")
+    p.add_argument("--classes", choices=("complete", "all"), default="complete",
+                   help="complete: the classes all of whose set images are in the pool listing (default); all: "
+                        "every class, with the unlisted set images added")
+    p.add_argument("--impute-unlisted", action="store_true",
+                   help="with --classes all: add the missing HIT file's other candidates, as many as its set "
+                        "images suggest")
+    p.add_argument("--pool-family", choices=POOL_FAMILIES, default="mixture",
+                   help="within-class family of the candidates' true selection frequency (default mixture)")
+    p.add_argument("--ref-shapes", default="4,8,16,32,64", metavar="K,K,...",
+                   help="Beta concentrations of the reference distribution to profile (default 4,8,16,32,64)")
+    p.add_argument("--max-hits", type=int, default=3, metavar="H",
+                   help="HIT counts above H count as H; 1 treats every candidate as 10 annotations (default 3)")
+    p.add_argument("--no-class-effects", action="store_true", help="one accuracy curve for all classes")
+    p.add_argument("--models", metavar="M,M,...", help="models to analyse (default: every model column)")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="B",
+                   help="class-bootstrap replicates (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the Monte Carlo and the bootstrap (default 0)")
+    p.set_defaults(func=run, path_roles=PathRoles(inputs=("--reference",), outputs=("--json",)))
+
+
+def _shapes(text: str) -> tuple[float, ...]:
+    from replication.errors import InputError
+
+    try:
+        shapes = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"--ref-shapes: expected comma-separated numbers, got {text!r}") from None
+    if not shapes or any(not k > 0 for k in shapes):
+        raise InputError(f"--ref-shapes: concentrations must be positive, got {text!r}")
+    return shapes
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``replication v2-public``; exit status 0 (bad input raises InputError)."""
+    from replication.cli import require_nonnegative
+    from replication.errors import InputError
+    from replication.io import check_writable, write_json
+    from replication.v2public import ENGSTROM_2020, PublicDataEstimator, load_public_data
+
+    require_nonnegative("--bootstrap", args.bootstrap)
+    if args.bootstrap < 2:
+        raise InputError(f"--bootstrap must be >= 2, got {args.bootstrap}")
+    if args.max_hits < 1:
+        raise InputError(f"--max-hits must be >= 1, got {args.max_hits}")
+    if args.impute_unlisted and args.classes != "all":
+        raise InputError("--impute-unlisted needs --classes all (complete classes have no unlisted images)")
+    shapes = _shapes(args.ref_shapes)
+    check_writable(args.json)
+    models = [m.strip() for m in args.models.split(",")] if args.models else None
+    data = load_public_data(args.reference, classes=args.classes, models=models)
+    est = PublicDataEstimator(pool_family=args.pool_family, ref_shapes=shapes, class_effects=not args.no_class_effects,
+                              max_hits=args.max_hits, impute_unlisted=args.impute_unlisted,
+                              n_bootstrap=args.bootstrap, random_state=args.seed)
+    results = est.fit(data)
+    write_json(args.json, results.to_dict())
+    d = results.to_dict()
+    mean = d["summary"]
+    adj = mean["adjusted_mean_gap"]["v2public"]
+    print(results.summary().as_text())
+    print()
+    print("ImageNet val -> MatchedFrequency, mean over models, percentage points:")
+    print(f"  Recht et al. raw drop (these classes):   {100 * mean['mean_gap']:6.2f} "
+          f"[{100 * mean['mean_gap_ci'][0]:.2f}, {100 * mean['mean_gap_ci'][1]:.2f}]")
+    print(f"  adjusted gap, public data (this fit):    {100 * adj['value']:6.2f} "
+          f"[{100 * adj['ci'][0]:.2f}, {100 * adj['ci'][1]:.2f}]  at reference shape {results.ref_shape:g}")
+    print(f"  identified range (kept shapes, with CI):  {100 * mean['identified_range_ci'][0]:.2f} to "
+          f"{100 * mean['identified_range_ci'][1]:.2f}")
+    print(f"  any reference shape (same bin shares):    {100 * mean['shape_free_bounds'][0]:.2f} to "
+          f"{100 * mean['shape_free_bounds'][1]:.2f}")
+    print(f"  Engstrom et al. 2020 (own annotations):   {100 * ENGSTROM_2020['remaining_gap']:6.2f} "
+          f"± {100 * ENGSTROM_2020['remaining_gap_se']:.1f} of {100 * ENGSTROM_2020['raw_gap']:.1f} ± "
+          f"{100 * ENGSTROM_2020['raw_gap_se']:.1f}")
+    print(f"wrote {args.json}")
+    return 0
