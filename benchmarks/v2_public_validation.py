@@ -29,6 +29,7 @@ Usage: python3 benchmarks/v2_public_validation.py [--studies 25] [--workers 2] [
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -89,7 +90,9 @@ def one_study(task: tuple) -> dict:
             "range_ci": rng.loc[list(data.models), ["ci_low", "ci_high"]].to_numpy().tolist(),
             "range_ci_mean": rng.loc["mean", ["ci_low", "ci_high"]].tolist(),
             "kept": list(res.kept_shapes()), "true_shape": true_shape, "best_shape": res.ref_shape,
-            "J": res.moment_fit.objective, "short": len(sim.short_classes), "seconds": time.perf_counter() - start}
+            "J": res.moment_fit.objective, "model": dataclasses.asdict(res.construction_model),
+            "true_model": dataclasses.asdict(config.model), "b_median": float(np.median(res.fits[true_shape].curves.b)),
+            "short": len(sim.short_classes), "seconds": time.perf_counter() - start}
 
 
 _LAYOUT = None

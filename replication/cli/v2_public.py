@@ -60,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
     from replication.cli import require_nonnegative
     from replication.errors import InputError
     from replication.io import check_writable, write_json
+    from replication.cli.paths import check_distinct_paths
     from replication.v2public import ENGSTROM_2020, PublicDataEstimator, load_public_data
+    from replication.v2public.data import INPUT_FILES
 
     require_nonnegative("--bootstrap", args.bootstrap)
     if args.bootstrap < 2:
@@ -70,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     if args.impute_unlisted and args.classes != "all":
         raise InputError("--impute-unlisted needs --classes all (complete classes have no unlisted images)")
     shapes = _shapes(args.ref_shapes)
+    # the inputs are files inside --reference: no output may land on one of them
+    check_distinct_paths({f"--reference {rel}": args.reference / rel for rel in INPUT_FILES}, {"--json": args.json})
     check_writable(args.json)
     models = [m.strip() for m in args.models.split(",")] if args.models else None
     data = load_public_data(args.reference, classes=args.classes, models=models)

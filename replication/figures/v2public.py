@@ -11,34 +11,34 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from replication.figures._base import PALETTE, new_figure, register_figure
-from replication.v2public.data import CLASS_INFO_FILE, CORRECT_FILE, POOL_FILE, THRESHOLDS_FILE
-
-INPUTS = (POOL_FILE, CORRECT_FILE, THRESHOLDS_FILE, CLASS_INFO_FILE)
+from replication.v2public.data import INPUT_FILES as INPUTS, POOL_FILE
 
 
 @functools.lru_cache(maxsize=2)
-def _fitted(root: str, mtime_ns: int, seed: int):
+def _fitted(root: str, mtime_ns: int, seed: int, options: tuple):
     from replication.v2public import PublicDataEstimator, load_public_data
 
-    return PublicDataEstimator(random_state=seed).fit(load_public_data(root))
+    return PublicDataEstimator(random_state=seed, **dict(options)).fit(load_public_data(root))
 
 
-def public_results(reference_dir: Path, seed: int = 0):
-    """The estimator's results on the reference folder (cached per process)."""
+def public_results(reference_dir: Path, seed: int = 0, **options):
+    """The estimator's results on the reference folder (cached per process);
+    ``options`` go to :class:`~replication.v2public.PublicDataEstimator`."""
     pool = Path(reference_dir) / POOL_FILE
-    return _fitted(str(reference_dir), pool.stat().st_mtime_ns, seed)
+    return _fitted(str(reference_dir), pool.stat().st_mtime_ns, seed, tuple(sorted(options.items())))
 
 
 @register_figure("v2public_adjusted", title="ImageNet-v2 from public data alone: raw and adjusted gaps",
                  paper="Recht et al. 2019 sets and models; Engstrom et al. 2020 for comparison", inputs=INPUTS)
-def draw_adjusted(reference_dir: Path, seed: int = 0) -> tuple[Figure, dict]:
+def draw_adjusted(reference_dir: Path, seed: int = 0, **options) -> tuple[Figure, dict]:
     """Left: per model (by val accuracy) the raw gap and the adjusted gap with its
     95% class-bootstrap interval. Right: the means over models -- raw, adjusted,
     the range over the reference shapes the data keep, the range over any
-    reference shape -- against Engstrom et al.'s 3.6 +- 1.5 of 11.7 +- 1.0."""
+    reference shape -- against Engstrom et al.'s 3.6 +- 1.5 of 11.7 +- 1.0.
+    ``options`` go to the estimator (e.g. ``ref_shapes``, ``n_bootstrap``)."""
     from replication.v2public import ENGSTROM_2020
 
-    res = public_results(reference_dir, seed)
+    res = public_results(reference_dir, seed, **options)
     d = res.to_dict()
     ci = res.conf_int()
     order = np.argsort(res.reference_accuracy.to_numpy())

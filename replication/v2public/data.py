@@ -42,6 +42,8 @@ POOL_FILE = "imagenetv2/hit_candidate_pool.parquet"
 CORRECT_FILE = "imagenetv2/recht2019_correct_top1.parquet"
 THRESHOLDS_FILE = "imagenetv2/raw/sampling_thresholds_a.json"
 CLASS_INFO_FILE = "imagenetv2/raw/class_info.json"
+#: the files :func:`load_public_data` reads, relative to the reference folder
+INPUT_FILES = (POOL_FILE, CORRECT_FILE, THRESHOLDS_FILE, CLASS_INFO_FILE)
 #: annotations per HIT (``max_assignments`` in sample_args_10.json)
 ANNOTATIONS_PER_HIT = 10
 CLASS_CHOICES = ("complete", "all")
@@ -221,8 +223,7 @@ def load_public_data(reference_dir: str | os.PathLike, *, classes: str = "comple
     from replication.sampling import load_class_thresholds
 
     root = Path(reference_dir)
-    paths = {name: root / rel for name, rel in (("pool", POOL_FILE), ("correct", CORRECT_FILE),
-                                                 ("thresholds", THRESHOLDS_FILE), ("class_info", CLASS_INFO_FILE))}
+    paths = {name: root / rel for name, rel in zip(("pool", "correct", "thresholds", "class_info"), INPUT_FILES)}
     for p in paths.values():
         if not p.is_file():
             raise InputError(f"{p}: not found (expected under the reference folder {root})")

@@ -132,7 +132,10 @@ class PublicDataEstimator:
     ref_hits : int or None, default=None
         HITs per annotated reference image (None: like the candidates').
     n_reps : int, default=8
-        Monte-Carlo configurations per class.
+        Monte-Carlo configurations per class for the moment fit and the derivatives.
+    n_reps_posterior : int, default=24
+        Configurations per class for the posteriors and reference distributions of
+        the point estimates (conditioning a class on its |T & TI| needs more).
     n_bootstrap : int, default=1000
         Class-bootstrap replicates.
     confidence_level : float, default=0.95
@@ -143,7 +146,8 @@ class PublicDataEstimator:
     def __init__(self, *, pool_family: str = "mixture", ref_shapes: tuple[float, ...] = DEFAULT_REF_SHAPES,
                  class_effects: bool = True, max_hits: int = 3, impute_unlisted: bool = False,
                  extra_candidates: float = 0.0, ref_hits: int | None = None, n_reps: int = 8,
-                 n_bootstrap: int = 1000, confidence_level: float = 0.95, random_state: Any = 0):
+                 n_reps_posterior: int = 24, n_bootstrap: int = 1000, confidence_level: float = 0.95,
+                 random_state: Any = 0):
         self.pool_family = pool_family
         self.ref_shapes = ref_shapes
         self.class_effects = class_effects
@@ -152,6 +156,7 @@ class PublicDataEstimator:
         self.extra_candidates = extra_candidates
         self.ref_hits = ref_hits
         self.n_reps = n_reps
+        self.n_reps_posterior = n_reps_posterior
         self.n_bootstrap = n_bootstrap
         self.confidence_level = confidence_level
         self.random_state = random_state
@@ -162,7 +167,7 @@ class PublicDataEstimator:
         shapes = tuple(float(k) for k in self.ref_shapes)
         if not shapes or any(not np.isfinite(k) or k <= 0 for k in shapes):
             raise InputError(f"ref_shapes must be positive numbers, got {self.ref_shapes!r}")
-        for name, low in (("max_hits", 1), ("n_reps", 1), ("n_bootstrap", 2)):
+        for name, low in (("max_hits", 1), ("n_reps", 1), ("n_reps_posterior", 1), ("n_bootstrap", 2)):
             if int(getattr(self, name)) < low:
                 raise InputError(f"{name} must be >= {low}, got {getattr(self, name)}")
         if not 0 < float(self.confidence_level) < 1:
@@ -177,10 +182,11 @@ class PublicDataEstimator:
                                          impute_unlisted=self.impute_unlisted, ref_hits=self.ref_hits)
         if len(layout.classes) < 20:
             raise FitError(f"only {len(layout.classes)} classes: too few to fit the construction model")
-        sampler = ConfigurationSampler(layout, n_reps=self.n_reps, seed=int(rng.integers(2**32)))
+        seed = int(rng.integers(2**32))
+        sampler = ConfigurationSampler(layout, n_reps=self.n_reps, seed=seed)
         observed = observed_summaries(data, layout.classes)
         groups = ImageGroups.from_public(data, layout.classes, self.max_hits)
-        work = _Work(self, sampler, observed, groups, len(data.models))
+        work = _Work(self, observed, groups)
 
         middle = shapes[len(shapes) // 2]
         start = ConstructionModel(pool_family=self.pool_family, ref_shape=middle,
@@ -199,15 +205,17 @@ class PublicDataEstimator:
                  ", ".join(f"{k:g}: {v:.1f}" for k, v in objective.items()))
 
         class_weights = _class_resamples(len(layout.classes), int(self.n_bootstrap), rng)
-        base_best = work.downstream(models[best], None)
-        # derivatives at the best shape, used for every shape's linearized bootstrap
-        columns = work.columns(models[best], gmm.free_names(start), base_best)
+        # derivatives (Monte Carlo of the moment fit) at the best shape, used for every shape's bootstrap
+        base_best = work.downstream(sampler, models[best], None)
+        columns = work.columns(sampler, models[best], gmm.free_names(start), base_best)
+        post_sampler = ConfigurationSampler(layout, n_reps=self.n_reps_posterior, seed=seed)
         fits = {}
-        previous = base_best
+        previous = base_best.curves
         for k in sorted(shapes, key=lambda v: abs(np.log(v / best))):
-            base = base_best if k == best else work.downstream(models[k], previous.curves)
-            fits[k] = work.shape_fit(k, models[k], objective[k], base, columns, main.weight, class_weights)
-            previous = base
+            point = work.downstream(post_sampler, models[k], previous)
+            fits[k] = work.shape_fit(k, models[k], objective[k], ref_gmm.moments(models[k]), point, columns,
+                                     main.weight, class_weights)
+            previous = point.curves
         return PublicDataResults(estimator=self, data=data, layout=layout, observed=observed, main=main,
                                  fits={k: fits[k] for k in shapes}, best=best, class_weights=class_weights,
                                  val=work.per_class(data, "val"), mf=work.per_class(data, "mf"))
@@ -225,42 +233,48 @@ class _Work:
     #: finite-difference step in parameter units
     STEP = 0.03
 
-    def __init__(self, est: PublicDataEstimator, sampler: ConfigurationSampler, observed: np.ndarray,
-                 groups: ImageGroups, n_models: int):
-        self.est, self.sampler, self.observed, self.groups = est, sampler, observed, groups
+    def __init__(self, est: PublicDataEstimator, observed: np.ndarray, groups: ImageGroups):
+        self.est, self.observed, self.groups = est, observed, groups
         self.n_classes = len(observed)
 
-    def downstream(self, model: ConstructionModel, start: CurveFit | None, n_iter: int = 12) -> _Downstream:
-        conf = self.sampler.evaluate(model)
-        weights = conditional_weights(conf, self.observed[:, 0], self.sampler.per_class)
-        post = pattern_posteriors(conf, self.sampler.grid, weights)
+    def downstream(self, sampler: ConfigurationSampler, model: ConstructionModel, start: CurveFit | None,
+                   n_iter: int = 12) -> _Downstream:
+        """Moments, posteriors (each class conditioned on its |T & TI|), curves and
+        reference distributions at ``model``, from ``sampler``'s configurations."""
+        conf = sampler.evaluate(model)
+        weights = conditional_weights(conf, self.observed[:, 0], sampler.per_class)
+        post = pattern_posteriors(conf, sampler.grid, weights)
         g = self.groups
         curves = fit_curves(g.design(post), g.code[:, 0], g.count, g.correct, self.n_classes,
                             class_effects=self.est.class_effects, start=start, n_iter=n_iter)
-        moments = class_moments(conf, self.observed, self.sampler.layout.log_size)
+        moments = class_moments(conf, self.observed, sampler.layout.log_size)
         return _Downstream(moments, curves, class_reference(conf, weights))
 
-    def columns(self, model: ConstructionModel, names: tuple[str, ...], base: _Downstream) -> dict[str, tuple]:
+    def columns(self, sampler: ConfigurationSampler, model: ConstructionModel, names: tuple[str, ...],
+                base: _Downstream) -> dict[str, tuple]:
         """Forward-difference derivatives of the mean moments, (a, b), delta and the
-        reference distributions in each parameter of ``names``."""
+        reference distributions in each parameter of ``names`` (``base``: the
+        downstream at ``model`` from the same sampler)."""
         out = {}
         vec = model.to_vector()
         for name in names:
             step = np.zeros_like(vec)
             step[model.parameters().index(name)] = self.STEP
-            pert = self.downstream(model.from_vector(vec + step), base.curves, n_iter=3)
+            pert = self.downstream(sampler, model.from_vector(vec + step), base.curves, n_iter=3)
             out[name] = ((pert.moments.mean(axis=0) - base.moments.mean(axis=0)) / self.STEP,
                          (pert.curves.a - base.curves.a) / self.STEP, (pert.curves.b - base.curves.b) / self.STEP,
                          (pert.curves.delta - base.curves.delta) / self.STEP,
                          (pert.reference - base.reference) / self.STEP)
         return out
 
-    def shape_fit(self, shape: float, model: ConstructionModel, objective: float, base: _Downstream,
-                  columns: dict[str, tuple], weight: np.ndarray, class_weights: np.ndarray) -> ShapeFit:
-        """Point estimate and linearized bootstrap replicates at one reference shape."""
+    def shape_fit(self, shape: float, model: ConstructionModel, objective: float, moments: np.ndarray,
+                  base: _Downstream, columns: dict[str, tuple], weight: np.ndarray,
+                  class_weights: np.ndarray) -> ShapeFit:
+        """Point estimate and linearized bootstrap replicates at one reference shape
+        (``moments``: the classes' moment contributions at ``model``)."""
         names = list(columns)
         jac = np.column_stack([columns[n][0] for n in names])               # (Q, P)
-        g = base.moments
+        g = moments
         star = class_weights @ g / g.shape[0] - g.mean(axis=0)             # (B, Q)
         jw = jac.T @ weight
         d_theta = -np.linalg.solve(jw @ jac + 1e-10 * np.eye(len(names)), jw @ star.T).T   # (B, P)

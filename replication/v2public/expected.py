@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from replication.sampling import EDGES, THRESHOLD, frequency_bin, largest_remainder
 from replication.v2public.data import ANNOTATIONS_PER_HIT, PublicData
@@ -243,7 +243,8 @@ class ConfigurationSampler:
         self.grid = grid or LevelGrid(layout.group_counts.shape[1])
         rng = np.random.default_rng(seed)
         n_cls, reps = len(layout.classes), self.n_reps
-        self.eta = rng.standard_normal((n_cls, reps))
+        # class effects stratified over the replicates: one in each of R equal-probability strata
+        self.eta = special.ndtri((np.arange(reps)[None, :] + rng.random((n_cls, reps))) / reps)
         self.cand_u = [_sorted_uniforms(np.repeat(layout.group_counts[:, g], reps), rng)
                        for g in range(layout.group_counts.shape[1])]
         ref_groups = rng.choice(len(layout.ref_hit_shares), size=(n_cls * reps, ref_annotated),
