@@ -49,7 +49,7 @@ SETTINGS: dict[str, tuple[str, dict, dict, dict]] = {
     "fitted, no shift (placebo)": ("imagenetv2", {}, {}, {}),
     "fitted, shift 0.3": ("imagenetv2", {"shift": 0.3}, {}, {}),
     "poorer pool, higher reference, shift 0.11": (
-        "imagenetv2", {"shift": 0.11}, {"pool_location": -2.0, "pool_tail": 0.8, "ref_location": 1.3,
+        "imagenetv2", {"shift": 0.11}, {"pool_location": -1.8, "pool_tail": 0.8, "ref_location": 1.1,
                                         "ref_shape": 16.0}, {}),
     "Beta pool, shift 0.11": (
         "imagenetv2", {"shift": 0.11}, {"pool_family": "beta", "pool_location": -0.9, "pool_size_slope": -1.2,

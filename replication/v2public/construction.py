@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from replication.sampling import THRESHOLD, ShortSampleWarning, matched_frequency, threshold, top_images
+from replication.sampling import (THRESHOLD, ShortSampleWarning, frequency_bin, largest_remainder,
+                                 matched_frequency, threshold, top_images)
 from replication.simulate import SimulationConfig, accuracy_curve, model_curves, truth_at_masses, truth_grid
 from replication.v2public.data import ANNOTATIONS_PER_HIT, POOL_COLUMNS, REFERENCE_ID, SET_IDS, PublicData
 from replication.v2public.model import ConstructionModel
@@ -97,8 +98,9 @@ class ConstructionConfig:
         ``shift`` (probit units) is subtracted on the three new sets.
     grow_short_pools : bool, default=True
         Like Recht et al., add candidates (one HIT's worth, 42, per round, at
-        most ``max_growth_rounds``) to classes with too few above Threshold0.7's
-        threshold; the public pool sizes are the grown ones.
+        most ``max_growth_rounds``) to classes whose Threshold0.7 or
+        MatchedFrequency set would come out short; the public pool sizes are the
+        grown ones.
     difficulty_slope, difficulty_sd : float, default=0.0
         Class difficulty: every model's probit on class c's images (val and new)
         is raised by ``difficulty_slope * u_c + difficulty_sd * xi_c`` (u_c the
@@ -263,17 +265,19 @@ def simulate_construction(config: ConstructionConfig, layout: PoolLayout,
     hits = layout.cand_hits
     s = model.sample_pool(deviation[code], rng)
     k = rng.binomial(ANNOTATIONS_PER_HIT * hits, s)
-    if config.grow_short_pools:
-        code, hits, s, k = _grow_short_pools(config, layout, classes, deviation, code, hits, s, k, rng)
-    cand_class = classes[code]
-    n = ANNOTATIONS_PER_HIT * hits
-
     n_val = config.reference_per_class
     val_code = np.repeat(np.arange(len(classes)), n_val)
     val_s = model.sample_ref(deviation[val_code], rng)
     annotated = np.tile(np.arange(n_val) < config.reference_annotated, len(classes))
     ref_n = ANNOTATIONS_PER_HIT * _reference_hits(config, layout, int(annotated.sum()), rng)
     ref_k = rng.binomial(ref_n, val_s[annotated])
+    if config.grow_short_pools:
+        target = largest_remainder(np.stack([np.bincount(val_code[annotated] * 5 + frequency_bin(ref_k / ref_n),
+                                                         minlength=5 * len(classes))]).reshape(-1, 5),
+                                   config.per_class)
+        code, hits, s, k = _grow_short_pools(config, layout, classes, deviation, target, code, hits, s, k, rng)
+    cand_class = classes[code]
+    n = ANNOTATIONS_PER_HIT * hits
 
     freq = k / n
     per = config.per_class
@@ -322,17 +326,21 @@ CANDIDATES_PER_HIT = 42
 
 
 def _grow_short_pools(config: ConstructionConfig, layout: PoolLayout, classes: np.ndarray, deviation: np.ndarray,
-                      code: np.ndarray, hits: np.ndarray, s: np.ndarray, k: np.ndarray,
+                      target: np.ndarray, code: np.ndarray, hits: np.ndarray, s: np.ndarray, k: np.ndarray,
                       rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-    """Recht et al. collected candidates until every class had enough above
-    Threshold0.7's threshold: classes with fewer than ``per_class`` get one more
-    HIT's worth of new candidates (one HIT each) per round, up to
-    ``max_growth_rounds`` rounds. Returns the grown (code, hits, s, k)."""
+    """Recht et al. collected candidates until every class's sets could be drawn:
+    classes with fewer than ``per_class`` above Threshold0.7's threshold, or whose
+    MatchedFrequency ``target`` (C, 5) the bins cannot meet even with upward
+    filling, get one more HIT's worth of new candidates (one HIT each) per round,
+    up to ``max_growth_rounds`` rounds. Returns the grown (code, hits, s, k)."""
     limit = np.array([layout.class_thresholds.get(int(c), THRESHOLD) for c in classes])
+    need = np.cumsum(target[:, ::-1], axis=1)          # candidates needed in bins >= b, highest first
     for _ in range(config.max_growth_rounds):
-        above = np.bincount(code, weights=(k / (ANNOTATIONS_PER_HIT * hits)) >= limit[code] - 1e-12,
-                            minlength=len(classes))
-        short = np.flatnonzero(above < config.per_class)
+        freq = k / (ANNOTATIONS_PER_HIT * hits)
+        above = np.bincount(code, weights=freq >= limit[code] - 1e-12, minlength=len(classes))
+        have = np.bincount(code * 5 + frequency_bin(freq), minlength=5 * len(classes)).reshape(-1, 5)
+        mf_short = (np.cumsum(have[:, ::-1], axis=1) < need).any(axis=1)
+        short = np.flatnonzero((above < config.per_class) | mf_short)
         if len(short) == 0:
             break
         new_code = np.repeat(short, CANDIDATES_PER_HIT)

@@ -184,10 +184,10 @@ class Configurations:
     summaries : (B, S) expected class summaries (:data:`SUMMARIES`);
     tti_var : (B,) variance of |T & TI| given the configuration;
     weights : (B,) each replicate's weight within its class (summing to 1 per class):
-    the model is conditioned on every class's Threshold0.7 set being full, as
-    all 1,000 real ones are (Recht et al. relaxed the threshold of three classes
-    and collected candidates until enough passed), so replicates where fewer
-    than ``per_class`` candidates pass get weight 0
+    the model is conditioned on every class's Threshold0.7 and MatchedFrequency
+    sets being full, as all 1,000 real ones are (Recht et al. relaxed the
+    threshold of three classes and collected candidates until the sets could be
+    drawn), so replicates where a set comes out short get weight 0
     """
 
     counts: np.ndarray
@@ -270,14 +270,14 @@ class ConfigurationSampler:
         p_t = _threshold_prob(counts, grid.x[None, :] >= threshold[:, None] - 1e-12, per)
         p_ti = _top_images_prob(counts, grid.order, per)
         n_above = np.where(p_t > 0, counts, 0.0).sum(axis=1)
-        value = (u, pool, level_prob, counts, p_t, p_ti, _full_weights(n_above, per, self.n_reps))
+        value = (u, pool, level_prob, counts, p_t, p_ti, n_above)
         self._cache = (key, value)
         return value
 
     def evaluate(self, model: ConstructionModel) -> Configurations:
         """Configurations and expected memberships at ``model``."""
         grid, per = self.grid, self.per_class
-        u, pool, level_prob, counts, p_t, p_ti, weights = self._pool_side(model)
+        u, pool, level_prob, counts, p_t, p_ti, n_above = self._pool_side(model)
         ref = model.ref_cells(u, grid.edges)
         ref_counts = np.concatenate([_level_counts(self.ref_u[g], _level_cdf(ref, grid.binom[sl]))
                                      for g, sl in enumerate(grid.group_slices())], axis=1)
@@ -285,6 +285,8 @@ class ConfigurationSampler:
         bin_onehot = np.eye(n_bins)[grid.mf_bin]                       # (L, 5)
         target = largest_remainder(np.rint(ref_counts @ bin_onehot).astype(np.int64), per).astype(float)
         p_mf = _matched_frequency_prob(counts, target, bin_onehot)
+        mf_full = (counts * p_mf).sum(axis=1) >= per - 1e-9
+        weights = _full_weights(np.where(mf_full, n_above, np.minimum(n_above, per - 1.0)), per, self.n_reps)
         probs = np.stack([p_mf, p_t, p_ti])                             # (3, B, L)
         summaries, tti_var = _summaries(counts, probs, (grid.n > ANNOTATIONS_PER_HIT).astype(float), per)
         return Configurations(counts, probs, pool, ref, level_prob, summaries, tti_var,
@@ -292,8 +294,9 @@ class ConfigurationSampler:
 
 
 def _full_weights(n_above: np.ndarray, per: int, n_reps: int) -> np.ndarray:
-    """Per-class normalized weights of the replicates whose Threshold0.7 set is
-    full (at least ``per`` candidates pass); a class with none keeps its
+    """Per-class normalized weights of the replicates whose sets are full: at
+    least ``per`` candidates pass Threshold0.7 (``n_above``; the caller lowers it
+    below ``per`` where MatchedFrequency is short); a class with none keeps its
     replicates with the most."""
     a = n_above.reshape(-1, n_reps)
     ok = a >= per

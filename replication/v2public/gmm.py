@@ -101,7 +101,7 @@ class MomentEstimator:
     """
 
     def __init__(self, sampler: ConfigurationSampler, observed: np.ndarray, *, fixed: tuple[str, ...] = (),
-                 diff_step: float = 0.03, max_iter: int = 10, tol: float = 1e-3):
+                 diff_step: float = 0.03, max_iter: int = 15, tol: float = 1e-3):
         self.sampler = sampler
         self.observed = observed
         self.fixed = tuple(fixed)
@@ -149,19 +149,21 @@ class MomentEstimator:
         return self._model(start, self._solve(start, self.free_vector(start), weight))
 
     def _solve(self, start: ConstructionModel, theta0: np.ndarray, weight: np.ndarray) -> np.ndarray:
-        """Levenberg-Marquardt on the weighted mean moments with forward-difference
-        Jacobians (each costs P + 1 evaluations)."""
+        """Levenberg-Marquardt on the weighted mean moments. A forward-difference
+        Jacobian costs P + 1 evaluations, so one is reused while its steps keep
+        lowering the objective (a chord method) and refreshed when they stop."""
         n = len(self.observed)
         theta = np.asarray(theta0, float)
         gbar = self.moments(self._model(start, theta)).mean(axis=0)
         obj = n * gbar @ weight @ gbar
-        damping = 1e-3
+        damping, jac, fresh = 1e-3, None, False
         for _ in range(self.max_iter):
-            jac = self.jacobian(start, theta, at=gbar)
+            if jac is None:
+                jac, fresh = self.jacobian(start, theta, at=gbar), True
             jw = jac.T @ weight
             hess, grad = jw @ jac, jw @ gbar
             improved = False
-            for _ in range(6):
+            for _ in range(6 if fresh else 2):
                 step = -np.linalg.solve(hess + damping * np.diag(np.diag(hess) + 1e-12), grad)
                 cand = theta + step
                 g_new = self.moments(self._model(start, cand)).mean(axis=0)
@@ -171,9 +173,12 @@ class MomentEstimator:
                     break
                 damping *= 10
             if not improved:
-                break
+                if fresh:
+                    break
+                jac = None                                    # stale Jacobian: refresh and retry
+                continue
             rel = (obj - obj_new) / max(obj, 1e-12)
-            theta, gbar, obj = cand, g_new, obj_new
+            theta, gbar, obj, fresh = cand, g_new, obj_new, False
             if rel < self.tol:
                 break
         if not np.all(np.isfinite(theta)):
