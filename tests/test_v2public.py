@@ -17,7 +17,9 @@ from replication.v2public import (ConstructionConfig, ConstructionModel, PoolLay
                                   load_public_data, simulate_construction)
 from replication.v2public.curves import fit_curves, midpoints
 from replication.v2public.data import CLASS_INFO_FILE, CORRECT_FILE, POOL_FILE, SET_IDS, THRESHOLDS_FILE
+from replication.figures import render
 from replication.v2public.estimator import _shape_free_bounds
+from replication.v2public.real_check import REAL_VOTES_FILE, real_cross_check
 from replication.v2public.expected import (ClassLayout, ConfigurationSampler, LevelGrid, _matched_frequency_prob,
                                            _threshold_prob, _top_images_prob, observed_summaries)
 
@@ -76,15 +78,15 @@ def test_expected_overlaps_match_simulated_constructions():
     simulations (the samplers on per-candidate draws, pools not grown)."""
     layout = small_layout(80, seed=2)
     config = ConstructionConfig(model=GOOD_POOL, n_models=2, grow_short_pools=False)
-    sims = [simulate_construction(config, layout, np.random.default_rng(s)) for s in range(16)]
+    sims = [simulate_construction(config, layout, np.random.default_rng(s)) for s in range(12)]
     data = sims[0].public_data(classes="all")
     cls_layout = ClassLayout.from_public(data)
     assert np.allclose(cls_layout.log_size, layout.log_sizes()[1])
     observed = np.mean([observed_summaries(s.public_data(classes="all"), cls_layout.classes) for s in sims], axis=0)
-    conf = ConfigurationSampler(cls_layout, n_reps=32, seed=3).evaluate(GOOD_POOL)
+    conf = ConfigurationSampler(cls_layout, n_reps=24, seed=3).evaluate(GOOD_POOL)
     expected = conf.per_class(conf.summaries).mean(axis=1)
     se = np.std([observed_summaries(s.public_data(classes="all"), cls_layout.classes).mean(axis=0) for s in sims],
-                axis=0) / 4
+                axis=0) / np.sqrt(len(sims))
     np.testing.assert_allclose(expected.mean(axis=0), observed.mean(axis=0), atol=0.05 + 4 * se.max())
     # conditioning on full Threshold0.7 sets: weights per class sum to 1 and drop short configurations
     per = conf.per_class(conf.weights)
@@ -198,6 +200,20 @@ def test_real_public_record(reference_dir):
     assert int(everything.cand_unlisted.sum()) == 508
 
 
+def test_real_cross_check_counts_votes(reference_dir):
+    path = reference_dir / REAL_VOTES_FILE
+    flat = np.full(25, 1 / 25)
+    check = real_cross_check(path, np.arange(100), flat)
+    votes = pd.read_csv(path)
+    votes = votes[votes["cid"] < 100]
+    yes = np.where(votes["rated"] == 1, votes["yes"].fillna(0), 5).astype(int)
+    assert check["images"] == len(votes) == 5000
+    np.testing.assert_allclose(check["observed_yes_of_5"], np.bincount(yes, minlength=6) / len(yes))
+    # s uniform on [0, 1]: every count of 5 binomial votes is equally likely
+    np.testing.assert_allclose(check["predicted_yes_of_5"], np.full(6, 1 / 6), atol=1e-3)
+    assert 0 < check["beta_concentration"] < 2
+
+
 def _sim_tables(n_classes=30, seed=10):
     sim = simulate_construction(ConstructionConfig(model=GOOD_POOL, n_models=2), small_layout(n_classes, seed),
                                 np.random.default_rng(seed))
@@ -245,10 +261,11 @@ def test_estimator_on_a_handful_of_simulated_constructions():
     errors, covered = [], 0
     for seed in range(3):
         config = ConstructionConfig.preset("imagenetv2-shift", n_models=6)
-        sim = simulate_construction(config, small_layout(160, seed=20 + seed), np.random.default_rng(seed))
+        sim = simulate_construction(config, small_layout(120, seed=20 + seed), np.random.default_rng(seed))
         data = sim.public_data()
         truth = sim.truth(data.classes)["gap"].mean()
-        res = PublicDataEstimator(ref_shapes=(32.0,), n_reps=4, n_bootstrap=200, random_state=seed).fit(data)
+        res = PublicDataEstimator(ref_shapes=(32.0,), n_reps=4, n_reps_posterior=12, n_bootstrap=200,
+                                  random_state=seed).fit(data)
         est = res.mean_gap()
         errors.append(est["value"] - truth)
         covered += est["ci"][0] <= truth <= est["ci"][1]
@@ -276,3 +293,8 @@ def test_v2_public_command(tmp_path, run):
     assert code == 1 and "refusing to overwrite an input" in err
     code, _, err = run("v2-public", "--reference", tmp_path / "missing", "--json", out2)
     assert code == 1 and len(err.strip().splitlines()) == 1 and not out2.exists()
+    # the figure draws the same estimator's numbers, with Engstrom et al.'s marked
+    fig, data = render("v2public_adjusted", tmp_path / "ref", ref_shapes=(16.0, 32.0), n_bootstrap=50)
+    assert len(data["table"]) == 4 and "Engstrom et al. 2020 (own annotations)" in data["headline"]
+    assert data["numbers"]["summary"]["engstrom2020"]["remaining_gap"] == 0.036
+    assert [r["path"] for r in data["inputs"]][0] == POOL_FILE

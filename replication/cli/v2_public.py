@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from replication.cli.paths import check_distinct_paths
     from replication.v2public import ENGSTROM_2020, PublicDataEstimator, load_public_data
     from replication.v2public.data import INPUT_FILES
+    from replication.v2public.real_check import REAL_VOTES_FILE, real_cross_check
 
     require_nonnegative("--bootstrap", args.bootstrap)
     if args.bootstrap < 2:
@@ -73,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--impute-unlisted needs --classes all (complete classes have no unlisted images)")
     shapes = _shapes(args.ref_shapes)
     # the inputs are files inside --reference: no output may land on one of them
-    check_distinct_paths({f"--reference {rel}": args.reference / rel for rel in INPUT_FILES}, {"--json": args.json})
+    check_distinct_paths({f"--reference {rel}": args.reference / rel for rel in (*INPUT_FILES, REAL_VOTES_FILE)},
+                         {"--json": args.json})
     check_writable(args.json)
     models = [m.strip() for m in args.models.split(",")] if args.models else None
     data = load_public_data(args.reference, classes=args.classes, models=models)
@@ -81,8 +83,11 @@ def run(args: argparse.Namespace) -> int:
                               max_hits=args.max_hits, impute_unlisted=args.impute_unlisted,
                               n_bootstrap=args.bootstrap, random_state=args.seed)
     results = est.fit(data)
-    write_json(args.json, results.to_dict())
     d = results.to_dict()
+    real = args.reference / REAL_VOTES_FILE
+    if real.is_file():
+        d["real_cross_check"] = real_cross_check(real, results.layout.classes, results.reference_distribution())
+    write_json(args.json, d)
     mean = d["summary"]
     adj = mean["adjusted_mean_gap"]["v2public"]
     print(results.summary().as_text())
@@ -99,5 +104,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"  Engstrom et al. 2020 (own annotations):   {100 * ENGSTROM_2020['remaining_gap']:6.2f} "
           f"± {100 * ENGSTROM_2020['remaining_gap_se']:.1f} of {100 * ENGSTROM_2020['raw_gap']:.1f} ± "
           f"{100 * ENGSTROM_2020['raw_gap_se']:.1f}")
+    if "real_cross_check" in d:
+        rc = d["real_cross_check"]
+        show = lambda v: " ".join(f"{x:.2f}" for x in v)  # noqa: E731
+        print(f"ImageNet-ReaL cross-check of the reference's shape ({rc['images']} val images; another protocol): "
+              f"yes-of-5 shares {show(rc['observed_yes_of_5'])} vs {show(rc['predicted_yes_of_5'])} under the "
+              f"fitted reference; ReaL's Beta concentration {rc['beta_concentration']:.2f} "
+              f"(profiled shapes kept: {', '.join(f'{k:g}' for k in d['kept_ref_shapes'])})")
     print(f"wrote {args.json}")
     return 0

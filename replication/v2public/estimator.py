@@ -439,6 +439,11 @@ class PublicDataResults:
         return pd.DataFrame(rows).set_index("ref_shape")
 
     # -- read-outs -------------------------------------------------------------
+    def reference_distribution(self, ref_shape: float | None = None) -> np.ndarray:
+        """The fitted reference distribution of s averaged over classes, masses on
+        equal cells of [0, 1], at ``ref_shape`` (default the best)."""
+        return self.fits[self.ref_shape if ref_shape is None else ref_shape].reference.mean(axis=0)
+
     def moments_table(self) -> pd.DataFrame:
         """Observed and fitted class summaries (means over classes); |T| is not
         matched (the model is conditioned on full Threshold0.7 sets)."""
