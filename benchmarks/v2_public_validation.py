@@ -80,7 +80,8 @@ def one_study(task: tuple) -> dict:
     shapes = (true_shape / 2, true_shape, true_shape * 2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = PublicDataEstimator(ref_shapes=shapes, n_bootstrap=bootstrap, random_state=seed, **est_kwargs).fit(data)
+        res = PublicDataEstimator(ref_shapes=shapes, n_bootstrap=bootstrap, random_state=seed,
+                                  estimate_rejected_shapes=True, **est_kwargs).fit(data)
     at_true = res.conf_int(ref_shape=true_shape)
     rng = res.identified_range()
     return {"seed": seed, "truth": truth.tolist(), "true_mean": float(truth.mean()),

@@ -138,6 +138,9 @@ class PublicDataEstimator:
         the point estimates (conditioning a class on its |T & TI| needs more).
     n_bootstrap : int, default=1000
         Class-bootstrap replicates.
+    estimate_rejected_shapes : bool, default=False
+        Also estimate at the reference shapes the data reject (the profile then
+        shows what they would give; the identified range never uses them).
     confidence_level : float, default=0.95
     random_state : int or None, default=0
         Seeds the Monte-Carlo configurations and the bootstrap.
@@ -146,8 +149,8 @@ class PublicDataEstimator:
     def __init__(self, *, pool_family: str = "mixture", ref_shapes: tuple[float, ...] = DEFAULT_REF_SHAPES,
                  class_effects: bool = True, max_hits: int = 3, impute_unlisted: bool = False,
                  extra_candidates: float = 0.0, ref_hits: int | None = None, n_reps: int = 8,
-                 n_reps_posterior: int = 24, n_bootstrap: int = 1000, confidence_level: float = 0.95,
-                 random_state: Any = 0):
+                 n_reps_posterior: int = 24, n_bootstrap: int = 1000, estimate_rejected_shapes: bool = False,
+                 confidence_level: float = 0.95, random_state: Any = 0):
         self.pool_family = pool_family
         self.ref_shapes = ref_shapes
         self.class_effects = class_effects
@@ -158,6 +161,7 @@ class PublicDataEstimator:
         self.n_reps = n_reps
         self.n_reps_posterior = n_reps_posterior
         self.n_bootstrap = n_bootstrap
+        self.estimate_rejected_shapes = estimate_rejected_shapes
         self.confidence_level = confidence_level
         self.random_state = random_state
 
@@ -201,6 +205,8 @@ class PublicDataEstimator:
             g = ref_gmm.moments(m).mean(axis=0)
             objective[k] = float(len(observed) * g @ main.weight @ g)
         best = min(shapes, key=lambda k: objective[k])
+        crit = stats.chi2.ppf(float(self.confidence_level), 1)
+        estimated = [k for k in shapes if self.estimate_rejected_shapes or objective[k] - objective[best] <= crit]
         log.info("construction model: J = %.1f on %d dof; reference shape profile %s", main.objective, main.dof,
                  ", ".join(f"{k:g}: {v:.1f}" for k, v in objective.items()))
 
@@ -211,13 +217,14 @@ class PublicDataEstimator:
         post_sampler = ConfigurationSampler(layout, n_reps=self.n_reps_posterior, seed=seed)
         fits = {}
         previous = base_best.curves
-        for k in sorted(shapes, key=lambda v: abs(np.log(v / best))):
+        for k in sorted(estimated, key=lambda v: abs(np.log(v / best))):
             point = work.downstream(post_sampler, models[k], previous)
             fits[k] = work.shape_fit(k, models[k], objective[k], ref_gmm.moments(models[k]), point, columns,
                                      main.weight, class_weights)
             previous = point.curves
         return PublicDataResults(estimator=self, data=data, layout=layout, observed=observed, main=main,
-                                 fits={k: fits[k] for k in shapes}, best=best, class_weights=class_weights,
+                                 fits={k: fits[k] for k in estimated}, objectives=objective, best=best,
+                                 class_weights=class_weights,
                                  val=work.per_class(data, "val"), mf=work.per_class(data, "mf"))
 
 
@@ -328,14 +335,14 @@ class PublicDataResults:
         At ``ref_shape``.
     profile : DataFrame
         Per reference shape: J statistic, its excess over the best, whether the data
-        keep it, mean adjusted gap and interval.
+        keep it, and (for the estimated shapes) the mean adjusted gap and interval.
     construction_model : ConstructionModel
         The fitted model at ``ref_shape``.
     """
 
     def __init__(self, *, estimator: PublicDataEstimator, data: PublicData, layout: ClassLayout,
-                 observed: np.ndarray, main: MomentFit, fits: dict[float, ShapeFit], best: float,
-                 class_weights: np.ndarray, val: tuple, mf: tuple):
+                 observed: np.ndarray, main: MomentFit, fits: dict[float, ShapeFit], objectives: dict[float, float],
+                 best: float, class_weights: np.ndarray, val: tuple, mf: tuple):
         self.estimator = estimator
         self.models = tuple(data.models)
         self.n_classes = len(layout.classes)
@@ -344,6 +351,7 @@ class PublicDataResults:
         self.observed = observed
         self.moment_fit = main
         self.fits = fits
+        self.objectives = dict(objectives)
         self.ref_shape = best
         self.class_weights = class_weights
         idx = pd.Index(self.models, name="model")
@@ -368,15 +376,22 @@ class PublicDataResults:
         a = self.alpha if alpha is None else alpha
         return np.quantile(draws, [a / 2, 1 - a / 2], axis=0)
 
+    def _fit(self, ref_shape: float | None) -> ShapeFit:
+        k = self.ref_shape if ref_shape is None else float(ref_shape)
+        if k not in self.fits:
+            raise InputError(f"no estimate at reference shape {k:g}; estimated: {', '.join(f'{v:g}' for v in self.fits)}"
+                             " (the data reject the others; estimate_rejected_shapes=True estimates them too)")
+        return self.fits[k]
+
     def bootstrap_gap(self, ref_shape: float | None = None) -> np.ndarray:
         """Replicates of the adjusted gap at ``ref_shape`` (default the best), (B, M)."""
-        return self._boot_val - self.fits[self.ref_shape if ref_shape is None else ref_shape].boot_adjusted
+        return self._boot_val - self._fit(ref_shape).boot_adjusted
 
     def conf_int(self, alpha: float | None = None, ref_shape: float | None = None) -> pd.DataFrame:
         """Per model: adjusted accuracy and adjusted gap with percentile intervals,
         at ``ref_shape`` (default the best), and the raw gap's interval."""
         k = self.ref_shape if ref_shape is None else ref_shape
-        fit = self.fits[k]
+        fit = self._fit(k)
         acc = self._interval(fit.boot_adjusted, alpha)
         gap = self._interval(self.bootstrap_gap(k), alpha)
         raw = self._interval(self._boot_val - self._boot_mf, alpha)
@@ -390,15 +405,15 @@ class PublicDataResults:
         """Reference shapes whose J exceeds the best by less than the chi-square(1) quantile."""
         a = self.alpha if alpha is None else alpha
         crit = stats.chi2.ppf(1 - a, 1)
-        best = self.fits[self.ref_shape].objective
-        return tuple(k for k, f in self.fits.items() if f.objective - best <= crit)
+        best = self.objectives[self.ref_shape]
+        return tuple(k for k, j in self.objectives.items() if j - best <= crit)
 
     def mean_gap(self, alpha: float | None = None, ref_shape: float | None = None) -> dict:
         """The adjusted gap averaged over models: value and interval."""
         k = self.ref_shape if ref_shape is None else ref_shape
         draws = self.bootstrap_gap(k).mean(axis=1)
         lo, hi = self._interval(draws, alpha)
-        value = float((self.reference_accuracy.to_numpy() - self.fits[k].adjusted).mean())
+        value = float((self.reference_accuracy.to_numpy() - self._fit(k).adjusted).mean())
         return {"value": value, "ci": [float(lo), float(hi)]}
 
     def identified_range(self, alpha: float | None = None) -> pd.DataFrame:
@@ -427,22 +442,24 @@ class PublicDataResults:
         """Per reference shape: J, delta J, kept, mean adjusted gap and its interval,
         the reference's mean s."""
         kept = set(self.kept_shapes(alpha))
-        best = self.fits[self.ref_shape].objective
+        best = self.objectives[self.ref_shape]
         mids = midpoints(self.fits[self.ref_shape].reference.shape[1])
         rows = []
-        for k, f in self.fits.items():
-            mg = self.mean_gap(alpha, k)
-            rows.append({"ref_shape": k, "J": f.objective, "delta_J": f.objective - best, "kept": k in kept,
-                         "ref_location": f.model.ref_location, "ref_class_share": f.model.ref_class_share,
-                         "ref_mean_s": float(f.reference.mean(axis=0) @ mids),
-                         "mean_gap": mg["value"], "gap_lower": mg["ci"][0], "gap_upper": mg["ci"][1]})
+        for k, j in self.objectives.items():
+            row = {"ref_shape": k, "J": j, "delta_J": j - best, "kept": k in kept}
+            if k in self.fits:
+                f, mg = self.fits[k], self.mean_gap(alpha, k)
+                row.update({"ref_location": f.model.ref_location, "ref_class_share": f.model.ref_class_share,
+                            "ref_mean_s": float(f.reference.mean(axis=0) @ mids),
+                            "mean_gap": mg["value"], "gap_lower": mg["ci"][0], "gap_upper": mg["ci"][1]})
+            rows.append(row)
         return pd.DataFrame(rows).set_index("ref_shape")
 
     # -- read-outs -------------------------------------------------------------
     def reference_distribution(self, ref_shape: float | None = None) -> np.ndarray:
         """The fitted reference distribution of s averaged over classes, masses on
         equal cells of [0, 1], at ``ref_shape`` (default the best)."""
-        return self.fits[self.ref_shape if ref_shape is None else ref_shape].reference.mean(axis=0)
+        return self._fit(ref_shape).reference.mean(axis=0)
 
     def moments_table(self) -> pd.DataFrame:
         """Observed and fitted class summaries (means over classes); |T| is not
