@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from replication.cli.args import add_bootstrap, add_seed, positive_float, positive_int
 from replication.cli.paths import PathRoles
 
 POOL_FAMILIES = ("mixture", "beta", "logitnormal")
@@ -31,33 +32,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "images suggest")
     p.add_argument("--pool-family", choices=POOL_FAMILIES, default="mixture",
                    help="within-class family of the candidates' true selection frequency (default mixture)")
-    p.add_argument("--ref-shapes", default="4,8,16,32,64", metavar="K,K,...",
+    p.add_argument("--ref-shapes", type=_shapes, default=(4.0, 8.0, 16.0, 32.0, 64.0), metavar="K,K,...",
                    help="Beta concentrations of the reference distribution to profile (default 4,8,16,32,64)")
-    p.add_argument("--max-hits", type=int, default=3, metavar="H",
+    p.add_argument("--max-hits", type=positive_int, default=3, metavar="H",
                    help="HIT counts above H count as H; 1 treats every candidate as 10 annotations (default 3)")
     p.add_argument("--no-class-effects", action="store_true", help="one accuracy curve for all classes")
     p.add_argument("--models", metavar="M,M,...", help="models to analyse (default: every model column)")
-    p.add_argument("--bootstrap", type=int, default=1000, metavar="B",
-                   help="class-bootstrap replicates (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the Monte Carlo and the bootstrap (default 0)")
+    add_bootstrap(p, 1000, help="class-bootstrap replicates, at least 2")
+    add_seed(p, help="seed of the Monte Carlo and the bootstrap (default 0)")
     p.set_defaults(func=run, path_roles=PathRoles(inputs=("--reference",), outputs=("--json",)))
 
 
 def _shapes(text: str) -> tuple[float, ...]:
-    from replication.errors import InputError
-
-    try:
-        shapes = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise InputError(f"--ref-shapes: expected comma-separated numbers, got {text!r}") from None
-    if not shapes or any(not k > 0 for k in shapes):
-        raise InputError(f"--ref-shapes: concentrations must be positive, got {text!r}")
-    return shapes
+    """An argparse type: comma-separated positive Beta concentrations."""
+    return tuple(positive_float(v) for v in text.split(","))
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``replication v2-public``; exit status 0 (bad input raises InputError)."""
-    from replication.cli import require_nonnegative
     from replication.errors import InputError
     from replication.io import check_writable, write_json
     from replication.cli.paths import check_distinct_paths
@@ -65,21 +57,18 @@ def run(args: argparse.Namespace) -> int:
     from replication.v2public.data import INPUT_FILES
     from replication.v2public.real_check import REAL_VOTES_FILE, real_cross_check
 
-    require_nonnegative("--bootstrap", args.bootstrap)
     if args.bootstrap < 2:
-        raise InputError(f"--bootstrap must be >= 2, got {args.bootstrap}")
-    if args.max_hits < 1:
-        raise InputError(f"--max-hits must be >= 1, got {args.max_hits}")
+        raise InputError(f"--bootstrap must be >= 2 (a class-bootstrap interval), got {args.bootstrap}")
     if args.impute_unlisted and args.classes != "all":
         raise InputError("--impute-unlisted needs --classes all (complete classes have no unlisted images)")
-    shapes = _shapes(args.ref_shapes)
     # the inputs are files inside --reference: no output may land on one of them
     check_distinct_paths({f"--reference {rel}": args.reference / rel for rel in (*INPUT_FILES, REAL_VOTES_FILE)},
                          {"--json": args.json})
     check_writable(args.json)
     models = [m.strip() for m in args.models.split(",")] if args.models else None
     data = load_public_data(args.reference, classes=args.classes, models=models)
-    est = PublicDataEstimator(pool_family=args.pool_family, ref_shapes=shapes, class_effects=not args.no_class_effects,
+    est = PublicDataEstimator(pool_family=args.pool_family, ref_shapes=args.ref_shapes,
+                              class_effects=not args.no_class_effects,
                               max_hits=args.max_hits, impute_unlisted=args.impute_unlisted,
                               n_bootstrap=args.bootstrap, random_state=args.seed)
     results = est.fit(data)
