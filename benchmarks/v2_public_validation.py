@@ -153,6 +153,19 @@ def markdown(summary: dict, args) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _read_cache(path: Path) -> list[dict]:
+    """The studies already done (one JSON object a line; a line cut by an interruption is dropped)."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--studies", type=int, default=25, help="studies per setting")
@@ -167,21 +180,21 @@ def main() -> None:
         names = [names[int(i) - 1] for i in args.settings.split(",")]
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
-    summary = {}
+    done = {name: _read_cache(cache / f"{slug(name)}.jsonl") for name in names}
+    # seed-major order: an interrupted run still has every setting's first studies
+    tasks = [(name, s, args.bootstrap) for s in range(args.studies) for name in names
+             if s not in {r["seed"] for r in done[name]}]
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        for name in names:
-            path = cache / f"{slug(name)}.jsonl"
-            done = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-            seeds = [s for s in range(args.studies) if s not in {r["seed"] for r in done}]
-            with path.open("a") as fh:
-                for rec in tqdm(pool.map(one_study, [(name, s, args.bootstrap) for s in seeds]), total=len(seeds),
-                                desc=name, file=sys.stderr, disable=None):
-                    fh.write(json.dumps(rec) + "\n")
-                    fh.flush()
-                    done.append(rec)
-            records = [r for r in done if r["seed"] < args.studies]
-            if records:
-                summary[name] = summarize(records)
+        for (name, _, _), rec in tqdm(zip(tasks, pool.map(one_study, tasks)), total=len(tasks), file=sys.stderr,
+                                      disable=None, desc="studies"):
+            with (cache / f"{slug(name)}.jsonl").open("a") as fh:
+                fh.write(json.dumps(rec) + "\n")
+            done[name].append(rec)
+    summary = {}
+    for name in names:
+        records = [r for r in done[name] if r["seed"] < args.studies]
+        if records:
+            summary[name] = summarize(records)
     text = markdown(summary, args)
     print(text)
     if args.out:
