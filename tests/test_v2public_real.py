@@ -16,8 +16,10 @@ from scipy import special
 
 from replication.figures import render
 from replication.figures.v2public import public_results
+from replication.v2public import ConstructionConfig, PoolLayout, load_public_data, simulate_construction
 from replication.v2public.curves import midpoints
 from replication.v2public.data import CORRECT_FILE, POOL_FILE, SET_IDS
+from replication.v2public.expected import SUMMARIES
 
 OPTIONS = dict(ref_shapes=(16.0,), n_bootstrap=20)
 #: README, "Result on the real record" (points, mean over the 67 models, 708 classes)
@@ -77,3 +79,36 @@ def test_figure_draws_the_fit(results, reference_dir):
     adj = {r["model"]: r["adjusted gap"] for r in data["table"]}
     np.testing.assert_allclose([adj[m] for m in results.models], 100 * results.adjusted_gap.to_numpy())
     assert data["headline"]["mean adjusted gap (public data)"].startswith(f"{README['adjusted_gap']:.2f} points")
+
+
+def _overlaps(pool: pd.DataFrame) -> pd.Series:
+    """Mean over classes of |T & TI|, |MF & T|, |MF & TI|, |MF & T & TI| and the
+    numbers of set images shown in more than one HIT, from a pool listing (pandas)."""
+    mf, t, ti = (pool[c] == 1 for c in ("in_matched_frequency", "in_threshold0.7", "in_top_images"))
+    multi = pool["n_hits_to_label"] > 1
+    parts = {"T&TI": t & ti, "MF&T": mf & t, "MF&TI": mf & ti, "MF&T&TI": mf & t & ti,
+             "TI(n>10)": ti & multi, "T(n>10)": t & multi, "MF(n>10)": mf & multi}
+    return pd.DataFrame(parts).groupby(pool["cid"].to_numpy()).sum().mean()
+
+
+def test_simulator_reproduces_the_real_overlaps(reference_dir):
+    """The ``imagenetv2`` preset simulated on the real layout (708 classes, their
+    pool sizes and HIT counts) gives the real record's mean overlaps within a
+    tenth of each (|T & TI| within 0.6 of 4.93), counted by pandas on both
+    listings; a pool half a logit better does not."""
+    data = load_public_data(reference_dir)
+    layout = PoolLayout.from_public(data)
+    real = pd.read_parquet(reference_dir / POOL_FILE)
+    real = _overlaps(real[real["cid"].isin(data.classes)])
+    assert set(real.index) <= set(SUMMARIES)
+    tolerance = pd.Series({"T&TI": 0.6, "MF&T": 0.35, "MF&TI": 0.3, "MF&T&TI": 0.25, "TI(n>10)": 0.3,
+                           "T(n>10)": 0.3, "MF(n>10)": 0.35})
+    config = ConstructionConfig.preset("imagenetv2", n_models=2)
+    sim = simulate_construction(config, layout, np.random.default_rng(0))
+    assert len(sim.short_classes) == 0 and sim.pool["cid"].nunique() == 708
+    close = (_overlaps(sim.pool) - real).abs()
+    assert (close <= tolerance).all(), close
+    better = ConstructionConfig.preset("imagenetv2", n_models=2,
+                                       model={"pool_location": config.model.pool_location + 0.5})
+    far = (_overlaps(simulate_construction(better, layout, np.random.default_rng(0)).pool) - real).abs()
+    assert (far > tolerance).any(), far
