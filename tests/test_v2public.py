@@ -298,3 +298,26 @@ def test_v2_public_command(tmp_path, run):
     assert len(data["table"]) == 4 and "Engstrom et al. 2020 (own annotations)" in data["headline"]
     assert data["numbers"]["summary"]["engstrom2020"]["remaining_gap"] == 0.036
     assert [r["path"] for r in data["inputs"]][0] == POOL_FILE
+
+
+def test_v2_public_bad_input_is_one_line(tmp_path, run):
+    """Usage errors (exit 2) and input errors (exit 1) before any fitting: one
+    line naming the flag or file, nothing written."""
+    write_reference(tmp_path / "ref", n_classes=20)
+    out = tmp_path / "out.json"
+    for flags, code, what in [
+        (("--ref-shapes", "16,-4"), 2, "argument --ref-shapes: must be > 0, got -4"),
+        (("--ref-shapes", "16,x"), 2, "argument --ref-shapes: expected a number, got 'x'"),
+        (("--max-hits", "0"), 2, "argument --max-hits: must be >= 1, got 0"),
+        (("--pool-family", "gamma"), 2, "argument --pool-family: invalid choice"),
+        (("--bootstrap", "1"), 1, "--bootstrap must be >= 2"),
+        (("--models", "sim_model_00,nope"), 1, "nope"),
+    ]:
+        got, _, err = run("v2-public", "--reference", tmp_path / "ref", "--json", out, *flags)
+        assert got == code and err.count("\n") == 1 and what in err, (flags, err)
+    # a pool listing without its HIT counts names the file and the column
+    pool = tmp_path / "ref" / POOL_FILE
+    pd.read_parquet(pool).drop(columns="n_hits_to_label").to_parquet(pool)
+    got, _, err = run("v2-public", "--reference", tmp_path / "ref", "--json", out)
+    assert got == 1 and err.count("\n") == 1 and POOL_FILE.split("/")[-1] in err and "n_hits_to_label" in err, err
+    assert not out.exists()
