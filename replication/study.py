@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from replication.errors import InputError
-from replication.io.tables import model_columns
+from replication.io.tables import select_models
 
 DEFAULT_REFERENCE = "imagenet-val"
 DEFAULT_REPLICATION = "imagenetv2-matched-frequency"
@@ -138,12 +138,7 @@ class StudyData:
         :mod:`replication.io.tables`) for the two named datasets."""
         if reference == replication:
             raise InputError(f"reference and replication are the same dataset ({reference!r})")
-        all_models = model_columns(correctness)
-        if models is not None:
-            unknown = [m for m in models if m not in all_models]
-            if unknown:
-                raise InputError(f"{correctness_path}: unknown model(s) {', '.join(unknown)}")
-            all_models = list(models)
+        all_models = select_models(correctness, models, correctness_path)
         ann_sets = sorted(annotations["dataset"].unique())
         cor_sets = sorted(correctness["dataset"].unique())
         parts = []

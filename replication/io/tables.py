@@ -247,6 +247,19 @@ def model_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if c not in CORRECTNESS_META]
 
 
+def select_models(df: pd.DataFrame, models: Iterable[str] | None, path: str | os.PathLike) -> list[str]:
+    """``models`` (default: every model column of the correctness matrix ``df``),
+    each checked to be a model column of ``df`` read from ``path``."""
+    present = model_columns(df)
+    if models is None:
+        return present
+    models = list(models)
+    unknown = [m for m in models if m not in present]
+    if unknown:
+        raise InputError(f"{path}: unknown model(s) {name_list(unknown)}")
+    return models
+
+
 def validate_correctness(df: pd.DataFrame, path: str | os.PathLike = "<correctness>") -> pd.DataFrame:
     """Check a correctness matrix and return a copy with int8 0/1 model columns."""
     require_columns(path, df, CORRECTNESS_KEYS)

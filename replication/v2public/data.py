@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from replication.errors import InputError
-from replication.io.tables import model_columns, name_list, read_table, require_columns, validate_correctness
+from replication.io.tables import name_list, read_table, require_columns, select_models, validate_correctness
 
 REFERENCE_ID = "imagenet-val"
 #: the three ImageNet-v2 sets, in the order of :attr:`PublicData.member`'s columns
@@ -127,12 +127,7 @@ class PublicData:
         require_columns(pool_path, pool, ("image_id", "cid", "n_hits_to_label", *POOL_COLUMNS.values()))
         correctness = validate_correctness(correctness, correctness_path)
         require_columns(correctness_path, correctness, ("label",))
-        all_models = model_columns(correctness)
-        if models is not None:
-            unknown = [m for m in models if m not in all_models]
-            if unknown:
-                raise InputError(f"{correctness_path}: unknown model(s) {name_list(unknown)}")
-            all_models = list(models)
+        all_models = select_models(correctness, models, correctness_path)
         present = set(correctness["dataset"])
         absent = [ds for ds in (REFERENCE_ID, *SET_IDS) if ds not in present]
         if absent:
