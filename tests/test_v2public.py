@@ -321,3 +321,17 @@ def test_v2_public_bad_input_is_one_line(tmp_path, run):
     got, _, err = run("v2-public", "--reference", tmp_path / "ref", "--json", out)
     assert got == 1 and err.count("\n") == 1 and POOL_FILE.split("/")[-1] in err and "n_hits_to_label" in err, err
     assert not out.exists()
+
+
+def test_cell_masses_at_extreme_locations():
+    """A trial step of the moment fit can ask for a location of 1e12 (logit scale)
+    among ordinary ones: the masses come back (all in the last cell), not a
+    billion-knot interpolation table."""
+    from replication.v2public.model import _beta_cells, cell_edges
+
+    edges = cell_edges()
+    loc = np.r_[np.linspace(-2, 2, 100), 1e12, -1e12]
+    cells = _beta_cells(loc, 8.0, 0.0, edges)
+    np.testing.assert_allclose(cells.sum(axis=1), 1.0, atol=1e-9)
+    assert cells[-2, -1] > 1 - 1e-9 and cells[-1, 0] > 1 - 1e-9
+    np.testing.assert_allclose(cells[:100], _beta_cells(loc[:100], 8.0, 0.0, edges), atol=1e-3)

@@ -166,6 +166,9 @@ class MomentEstimator:
             for _ in range(6 if fresh else 2):
                 step = -np.linalg.solve(hess + damping * np.diag(np.diag(hess) + 1e-12), grad)
                 cand = theta + step
+                if not np.all(np.isfinite(cand)):
+                    damping *= 10
+                    continue
                 g_new = self.moments(self._model(start, cand)).mean(axis=0)
                 obj_new = n * g_new @ weight @ g_new
                 if np.isfinite(obj_new) and obj_new < obj:

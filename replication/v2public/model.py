@@ -50,6 +50,9 @@ def _beta_params(location: np.ndarray, shape: float) -> tuple[np.ndarray, np.nda
 
 #: locations further apart than this (logit scale) are not interpolated between
 _LOCATION_STEP = 0.02
+#: locations are clipped to +- this (logit scale): beyond it every mass sits in the first or last cell,
+#: and a trial step of the moment fit far outside would ask for billions of knots
+_LOCATION_LIMIT = 30.0
 
 
 def _beta_cells_exact(location: np.ndarray, shape: float, edges: np.ndarray) -> np.ndarray:
@@ -62,7 +65,7 @@ def _interpolated(exact: Callable[[np.ndarray], np.ndarray], location: np.ndarra
     """``exact(location)`` (cell masses, (..., C)) for few locations; for many, linear
     interpolation between exact masses on a grid of locations :data:`_LOCATION_STEP`
     apart (the incomplete beta function is the cost)."""
-    loc = np.asarray(location, float)
+    loc = np.clip(np.asarray(location, float), -_LOCATION_LIMIT, _LOCATION_LIMIT)
     if loc.size <= 64:
         return exact(loc)
     lo, hi = float(loc.min()), float(loc.max())
