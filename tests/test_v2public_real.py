@@ -80,6 +80,10 @@ def test_figure_draws_the_fit(results, reference_dir):
     adj = {r["model"]: r["adjusted gap"] for r in data["table"]}
     np.testing.assert_allclose([adj[m] for m in results.models], 100 * results.adjusted_gap.to_numpy())
     assert data["headline"]["mean adjusted gap (public data)"].startswith(f"{README['adjusted_gap']:.2f} points")
+    # Engstrom et al.'s estimate marked, the inputs listed with the pool first
+    assert "Engstrom et al. 2020 (own annotations)" in data["headline"]
+    assert data["numbers"]["summary"]["engstrom2020"]["remaining_gap"] == 0.036
+    assert [r["path"] for r in data["inputs"]][0] == POOL_FILE
 
 
 def _overlaps(pool: pd.DataFrame) -> pd.Series:
