@@ -13,7 +13,7 @@ from scipy import optimize, special
 
 from replication.errors import InputError
 from replication.sampling import largest_remainder, matched_frequency, threshold, top_images
-from replication.v2public import (ConstructionConfig, ConstructionModel, PoolLayout, PublicData,
+from replication.v2public import (ConstructionConfig, ConstructionModel, PoolLayout, PublicData, PublicDataEstimator,
                                   load_public_data, simulate_construction)
 from replication.v2public.curves import fit_curves, midpoints
 from replication.v2public.data import CLASS_INFO_FILE, CORRECT_FILE, POOL_FILE, SET_IDS, THRESHOLDS_FILE
@@ -321,3 +321,16 @@ def test_cell_masses_at_extreme_locations():
     np.testing.assert_allclose(cells.sum(axis=1), 1.0, atol=1e-9)
     assert cells[-2, -1] > 1 - 1e-9 and cells[-1, 0] > 1 - 1e-9
     np.testing.assert_allclose(cells[:100], _beta_cells(loc[:100], 8.0, 0.0, edges), atol=1e-3)
+
+
+def test_command_defaults_are_the_estimators():
+    """The command line (which imports no numpy) lists the same pool families and
+    reference shapes as the estimator."""
+    from replication.cli import build_parser
+    from replication.cli.v2_public import POOL_FAMILIES
+    from replication.v2public.estimator import DEFAULT_REF_SHAPES
+    from replication.v2public.model import FAMILIES
+
+    assert sorted(POOL_FAMILIES) == sorted(FAMILIES)
+    args = build_parser().parse_args(["v2-public", "--reference", "r", "--json", "o.json"])
+    assert args.ref_shapes == DEFAULT_REF_SHAPES and args.pool_family == PublicDataEstimator().pool_family
