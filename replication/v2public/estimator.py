@@ -287,7 +287,8 @@ class _Work:
         d_theta = -np.linalg.solve(jw @ jac + 1e-10 * np.eye(len(names)), jw @ star.T).T   # (B, P)
         cf = base.curves
         score = np.einsum("bc,cmk->bmk", class_weights - 1.0, cf.class_scores)          # (B, M, 2)
-        d_ab = np.linalg.solve(cf.info[None], score[..., None])[..., 0]
+        # pinv: a model whose curve sits at 0 or 1 has a singular information (a validation study hit one)
+        d_ab = np.einsum("mkl,bml->bmk", np.linalg.pinv(cf.info), score)
         d_ab += np.einsum("bp,pmk->bmk", d_theta, np.stack([np.stack([columns[n][1], columns[n][2]], -1)
                                                             for n in names]))
         d_delta = d_theta @ np.stack([columns[n][3] for n in names])      # (B, C)
