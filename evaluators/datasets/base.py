@@ -13,7 +13,6 @@ an error.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,18 +38,6 @@ class Sample:
     label: int
     location: str
     targets: tuple[int, ...] = ()
-
-
-def read_json(path: Path, expected: type, what: str) -> object:
-    """The JSON value in ``path``; InputError when it cannot be read or is not
-    of type ``expected`` (``what`` says what it should be)."""
-    try:
-        value = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable JSON file ({exc})") from None
-    if not isinstance(value, expected):
-        raise InputError(f"{path}: expected {what}")
-    return value
 
 
 def is_image_name(name: str) -> bool:

@@ -27,8 +27,9 @@ import os
 from pathlib import Path
 
 from replication.classes import N_CLASSES
-from evaluators.datasets.base import FileSource, Sample, image_id_of, is_image_name, read_json
+from evaluators.datasets.base import FileSource, Sample, image_id_of, is_image_name
 from replication.errors import InputError
+from replication.io.jsonfile import read_json
 
 MAPPING_FILES = ("folder_to_objectnet_label.json", "objectnet_to_imagenet_1k.json", "imagenet_to_label_2012_v2",
                  "pytorch_to_imagenet_2012_id.json")

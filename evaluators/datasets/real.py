@@ -17,9 +17,10 @@ import os
 from pathlib import Path
 
 from replication.classes import N_CLASSES
-from evaluators.datasets.base import ImageSource, Sample, read_json
+from evaluators.datasets.base import ImageSource, Sample
 from evaluators.datasets.imagenet_flat import VAL_NAME
 from replication.errors import InputError
+from replication.io.jsonfile import read_json
 
 REAL_FILE = "real.json"
 N_VAL = 50_000

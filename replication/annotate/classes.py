@@ -8,13 +8,13 @@ JSON list like ImageNetV2's ``class_info.json``, or a CSV
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from replication.classes import imagenet_classes
 from replication.errors import InputError
+from replication.io.jsonfile import read_json
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,7 @@ def load_class_descriptions(path: str | os.PathLike | None = None) -> dict[int, 
     if not p.is_file():
         raise InputError(f"{p}: class description file not found")
     if p.suffix.lower() == ".json":
-        try:
-            records = json.loads(p.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InputError(f"{p}: not valid JSON ({exc})") from None
-        if not isinstance(records, list):
-            raise InputError(f"{p}: expected a JSON list of {{class_id, names, gloss}} entries")
+        records = read_json(p, list, "a JSON list of {class_id, names, gloss} entries")
         return _from_records(records, str(p))
     from replication.io.tables import read_table, require_columns
 

@@ -1,7 +1,6 @@
 """The outcome of a design study: the contract JSON, a table, the recommendation."""
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +10,7 @@ import pandas as pd
 
 from replication.design.simulation import DesignOutcome, MethodOutcome, outcome_dict
 from replication.errors import InputError
+from replication.io.jsonfile import read_json
 from replication.summary import Summary
 
 
@@ -198,13 +198,8 @@ def _pm(value: pd.Series, se: pd.Series, decimals: int, sign: bool = False) -> p
 def read_design(path: str | os.PathLike) -> dict:
     """A ``replication design`` JSON, checked for the contract keys (InputError otherwise)."""
     p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{p}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{p}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("designs"), list) or "recommended" not in data \
+    data = read_json(p, dict, "the JSON of `replication design` (needs designs, recommended, criteria)")
+    if not isinstance(data.get("designs"), list) or "recommended" not in data \
             or "criteria" not in data:
         raise InputError(f"{p}: not the JSON of `replication design` (needs designs, recommended, criteria)")
     return data

@@ -14,7 +14,6 @@ their index file, whatever their README says).
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from replication.errors import InputError
+from replication.io.jsonfile import read_json
 from replication.io.tables import _fail
 from replication.votes._base import (Dropped, ImportedVotes, annotation_table, check_unique_images, file_stems,
                                      integer_column, report_drops)
@@ -37,11 +37,8 @@ class CleanlabVotes:
         path = Path(path)
         if not path.is_file():
             raise InputError(f"{path}: no such file (expected cleanlab's imagenet_mturk.json)")
-        try:
-            records = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: not valid JSON ({exc}); truncated?") from None
-        if not isinstance(records, list) or not records or not all(isinstance(r, dict) for r in records):
+        records = read_json(path, list, "a non-empty JSON list of objects, one per image")
+        if not records or not all(isinstance(r, dict) for r in records):
             raise InputError(f"{path}: expected a non-empty JSON list of objects, one per image")
         df = pd.DataFrame(records)
         missing = [c for c in ("url", "given_original_label", "mturk") if c not in df.columns]
