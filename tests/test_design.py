@@ -177,6 +177,8 @@ def test_design_ray_backend_gives_the_same_designs(run, tmp_path):
     (["--target-ci-width", "3"], 2, "argument --target-ci-width: must lie strictly between 0 and 1"),
     (["--max-bias", "-0.1"], 2, "argument --max-bias: must be >= 0"),
     (["--max-bias", "2"], 1, "--max-bias is a fraction"),
+    (["--max-bias", "1"], 1, "--max-bias is a fraction (0 <= X < 1; 0.01 = 1 point), got 1"),
+    (["--min-coverage", "1.5"], 1, "--min-coverage is a fraction (0 <= X <= 1), got 1.5"),
     (["--studies", "1"], 2, "argument --studies: must be >= 2"),
     (["--bootstrap", "1"], 1, "--bootstrap must be >= 2"),
     (["--reference-images", "1010"], 1, "not a positive multiple of the 50 classes"),

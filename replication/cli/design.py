@@ -79,11 +79,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                                   output_dirs=("--figures",)))
 
 
-def _fraction(flag: str, value: float) -> float:
+def _fraction(flag: str, value: float, *, one: bool = True) -> float:
+    """``value`` of ``flag`` checked as a fraction: at most 1, or below 1 where
+    1 (100 points) is never meant and "1" would be one point typed in percent."""
     from replication.errors import InputError
 
-    if value > 1:
-        raise InputError(f"{flag} is a fraction (0 <= X <= 1), got {value:g}")
+    if value > 1 or (value == 1 and not one):
+        raise InputError(f"{flag} is a fraction ({'0 <= X <= 1' if one else '0 <= X < 1; 0.01 = 1 point'}), "
+                         f"got {value:g}")
     return float(value)
 
 
@@ -103,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     methods = check_methods(args.methods or ",".join(METHODS))
-    criteria = Criteria(args.target_ci_width, _fraction("--max-bias", args.max_bias),
+    criteria = Criteria(args.target_ci_width, _fraction("--max-bias", args.max_bias, one=False),
                         _fraction("--min-coverage", args.min_coverage))
     if args.bootstrap < 2:
         raise InputError(f"--bootstrap must be >= 2 (an interval needs two replicates), got {args.bootstrap}")
