@@ -22,12 +22,13 @@ All functions are vectorized over images; the only Python loops run over the
 """
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from typing import Mapping
 
 import numpy as np
+
+from replication.errors import InputError
 
 #: Recht et al.'s MatchedFrequency bin edges (``histogram_bins`` in imagenetv2-b-33.json)
 EDGES: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
@@ -267,19 +268,24 @@ def top_images(cand_freq: np.ndarray, cand_class: np.ndarray, size_per_class: in
     return np.sort(idx[order[pos < size_per_class]])
 
 
-def load_class_thresholds(thresholds_json: str | os.PathLike,
-                          class_info_json: str | os.PathLike) -> dict[int, float]:
-    """Per-class threshold exceptions keyed by class index.
+def load_class_thresholds(thresholds_json: str | os.PathLike) -> dict[int, float]:
+    """Per-class threshold exceptions keyed by class index (0..999).
 
     ``thresholds_json`` maps wnid -> threshold (``sampling_thresholds_a.json``);
-    ``class_info_json`` is the ImageNetV2 ``class_info.json`` list of
-    ``{"cid", "wnid", ...}`` that maps wnids to class indices 0..999.
+    the wnids map to class indices through the shipped class table
+    (:func:`replication.classes.imagenet_classes`, ImageNetV2's ``class_info.json``).
+    InputError naming the file for a bad file, an unknown wnid or a threshold
+    outside [0, 1].
     """
-    with open(thresholds_json, encoding="utf-8") as fh:
-        by_wnid = json.load(fh)
-    with open(class_info_json, encoding="utf-8") as fh:
-        cid_of = {row["wnid"]: int(row["cid"]) for row in json.load(fh)}
-    unknown = [w for w in by_wnid if w not in cid_of]
+    from replication.classes import imagenet_classes
+    from replication.io.jsonfile import read_json
+
+    by_wnid = read_json(thresholds_json, dict, "an object mapping wnids to thresholds")
+    index = imagenet_classes().wnid_to_index
+    unknown = [w for w in by_wnid if w not in index]
     if unknown:
-        raise ValueError(f"{thresholds_json}: wnid(s) not in {class_info_json}: {', '.join(unknown)}")
-    return {cid_of[w]: float(t) for w, t in by_wnid.items()}
+        raise InputError(f"{thresholds_json}: unknown wnid(s) {', '.join(unknown)}")
+    bad = [w for w, t in by_wnid.items() if not isinstance(t, (int, float)) or not 0 <= t <= 1]
+    if bad:
+        raise InputError(f"{thresholds_json}: threshold(s) of {', '.join(bad)} not a number in [0, 1]")
+    return {index[w]: float(t) for w, t in by_wnid.items()}

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 
+from replication.errors import InputError
 from replication.sampling import (
     ShortSampleWarning,
     frequency_bin,
@@ -134,9 +136,22 @@ def test_top_images_sorts_by_frequency_then_annotators():
     assert top_images(freq, cls, 1, cand_annotators=n).tolist() == [2, 5]
 
 
+@pytest.mark.parametrize("text,what", [
+    ('{"n99999999": 0.5}', "unknown wnid(s) n99999999"),
+    ('{"n01440764": 50}', "threshold(s) of n01440764 not a number in [0, 1]"),
+    ('{"n01440764": 0.', "not valid JSON"),
+    ('[0.5]', "expected an object mapping wnids to thresholds"),
+])
+def test_class_thresholds_bad_file(tmp_path, text, what):
+    path = tmp_path / "thresholds.json"
+    path.write_text(text)
+    with pytest.raises(InputError, match=re.escape(what)):
+        load_class_thresholds(path)
+
+
 def test_recht_parameters_from_the_reference_files(reference_dir):
     raw = reference_dir / "imagenetv2" / "raw"
-    thresholds = load_class_thresholds(raw / "sampling_thresholds_a.json", raw / "class_info.json")
+    thresholds = load_class_thresholds(raw / "sampling_thresholds_a.json")
     info = {row["wnid"]: row["cid"] for row in json.loads((raw / "class_info.json").read_text())}
     wanted = json.loads((raw / "sampling_thresholds_a.json").read_text())
     assert thresholds == {info[w]: t for w, t in wanted.items()}

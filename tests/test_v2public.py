@@ -11,12 +11,13 @@ import pandas as pd
 import pytest
 from scipy import optimize, special
 
+from replication.classes import imagenet_classes
 from replication.errors import InputError
 from replication.sampling import largest_remainder, matched_frequency, threshold, top_images
 from replication.v2public import (ConstructionConfig, ConstructionModel, PoolLayout, PublicData, PublicDataEstimator,
                                   load_public_data, simulate_construction)
 from replication.v2public.curves import fit_curves, midpoints
-from replication.v2public.data import CLASS_INFO_FILE, CORRECT_FILE, POOL_FILE, SET_IDS, THRESHOLDS_FILE
+from replication.v2public.data import CORRECT_FILE, POOL_FILE, SET_IDS, THRESHOLDS_FILE
 from replication.v2public.estimator import _shape_free_bounds
 from replication.v2public.real_check import REAL_VOTES_FILE, real_cross_check
 from replication.v2public.expected import (ClassLayout, ConfigurationSampler, LevelGrid, _matched_frequency_prob,
@@ -247,8 +248,7 @@ def write_reference(folder, n_classes=60, seed=11, shift=0.2):
     (folder / "imagenetv2" / "raw").mkdir(parents=True)
     sim.pool.to_parquet(folder / POOL_FILE)
     sim.correctness.to_parquet(folder / CORRECT_FILE)
-    (folder / THRESHOLDS_FILE).write_text(json.dumps({"n00000003": 0.6}))
-    (folder / CLASS_INFO_FILE).write_text(json.dumps([{"cid": c, "wnid": f"n{c:08d}"} for c in range(n_classes)]))
+    (folder / THRESHOLDS_FILE).write_text(json.dumps({imagenet_classes().wnids[3]: 0.6}))  # class 3 relaxed
     return sim
 
 

@@ -21,7 +21,7 @@ the report with the file's size and sha256)::
       timm/benchmark-infer-*.csv                     timm_scaling: infer_gmacs per image
       imagenet-testbed/*, timm/results-*.csv         shift_lines (plus, optionally, the user's evaluate
                                                      outputs: option ``evaluations``)
-      imagenetv2/hit_candidate_pool.parquet, raw/sampling_thresholds_a.json, raw/class_info.json
+      imagenetv2/hit_candidate_pool.parquet, raw/sampling_thresholds_a.json
                                                      v2public_adjusted (with recht2019_correct_top1.parquet)
 
 The engstrom2020_* figures (except the ReaL column of the histograms and

@@ -8,7 +8,7 @@ published.
 
 :func:`load_public_data` reads the reference folder (``imagenetv2/``:
 ``hit_candidate_pool.parquet``, ``recht2019_correct_top1.parquet``,
-``raw/sampling_thresholds_a.json``, ``raw/class_info.json``);
+``raw/sampling_thresholds_a.json``, its wnids mapped by the shipped class table);
 :meth:`PublicData.from_tables` builds the same object from a simulated
 construction's tables.
 
@@ -41,9 +41,8 @@ POOL_COLUMNS = {"imagenetv2-matched-frequency": "in_matched_frequency",
 POOL_FILE = "imagenetv2/hit_candidate_pool.parquet"
 CORRECT_FILE = "imagenetv2/recht2019_correct_top1.parquet"
 THRESHOLDS_FILE = "imagenetv2/raw/sampling_thresholds_a.json"
-CLASS_INFO_FILE = "imagenetv2/raw/class_info.json"
 #: the files :func:`load_public_data` reads, relative to the reference folder
-INPUT_FILES = (POOL_FILE, CORRECT_FILE, THRESHOLDS_FILE, CLASS_INFO_FILE)
+INPUT_FILES = (POOL_FILE, CORRECT_FILE, THRESHOLDS_FILE)
 #: annotations per HIT (``max_assignments`` in sample_args_10.json)
 ANNOTATIONS_PER_HIT = 10
 CLASS_CHOICES = ("complete", "all")
@@ -218,14 +217,11 @@ def load_public_data(reference_dir: str | os.PathLike, *, classes: str = "comple
     from replication.sampling import load_class_thresholds
 
     root = Path(reference_dir)
-    paths = {name: root / rel for name, rel in zip(("pool", "correct", "thresholds", "class_info"), INPUT_FILES)}
+    paths = {name: root / rel for name, rel in zip(("pool", "correct", "thresholds"), INPUT_FILES)}
     for p in paths.values():
         if not p.is_file():
             raise InputError(f"{p}: not found (expected under the reference folder {root})")
-    try:
-        thresholds = load_class_thresholds(paths["thresholds"], paths["class_info"])
-    except (ValueError, KeyError) as exc:
-        raise InputError(f"{paths['thresholds']}: {exc}") from None
+    thresholds = load_class_thresholds(paths["thresholds"])
     return PublicData.from_tables(read_table(paths["pool"]), read_table(paths["correct"]),
                                   class_thresholds=thresholds, classes=classes, models=models,
                                   pool_path=str(paths["pool"]), correctness_path=str(paths["correct"]))
