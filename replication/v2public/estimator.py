@@ -28,14 +28,15 @@ each replicate's model parameters are one Gauss-Newton step from the fit on the
 recentred resampled moments, its curve parameters one scoring step on the
 resampled classes' scores plus the parameters' effect (finite differences of the
 whole fit), and A to first order in all of them. The Monte-Carlo configurations
-are fixed across replicates, so the class bootstrap does not see their error; it
-is common to all models (so it does not average out of the mean over models) and,
-through the simulated GMM's rough objective, as large as the sampling error of the
-mean (a simulated construction refitted with other seeds moved the mean adjusted
-gap by 0.4 points SD, its bootstrap SE about the same). ``n_mc_refits`` refits of
+are fixed across replicates, so the class bootstrap does not see their error. It
+is common to all models (it does not average out of the mean over models) and,
+the simulated GMM's objective being rough, as large as the sampling error of the
+mean: three simulated constructions refitted with other seeds moved the mean
+adjusted gap by 0.3-0.4 points SD, about its bootstrap SE (0.2-0.4 with
+``n_reps=32``, so more configurations do not cure it). ``n_mc_refits`` refits of
 steps 1, 2 and 4 on independent configurations measure it: each replicate gets a
-normal draw with the covariance of their adjusted accuracies and the point
-estimate's (which stays the one from the first configurations). Percentile intervals.
+normal draw with the covariance of their A_m and the point estimate's, whose
+configurations stay the first ones. Percentile intervals.
 
 Assumptions (stated again in the README, with their sensitivity):
 
