@@ -100,7 +100,7 @@ class ShapeFit:
     model : ConstructionModel; objective : J statistic; curves : CurveFit;
     reference : (C, J) each class's reference distribution; adjusted : (M,) A_m;
     boot_adjusted : (B, M) replicates of A_m (class bootstrap plus Monte-Carlo draws);
-    mc_adjusted : (R + 1, M) A_m on independent configurations (the first: ``adjusted``)
+    mc_adjusted : (K + 1, M) A_m on ``n_mc_refits`` = K further configurations (the first: ``adjusted``)
     """
 
     ref_shape: float
@@ -123,6 +123,7 @@ class _Downstream:
 
     @property
     def adjusted(self) -> np.ndarray:
+        """A_m, (M,)."""
         return adjusted_accuracy(self.curves.a, self.curves.b, self.curves.delta, self.reference)
 
 
@@ -168,8 +169,8 @@ class PublicDataEstimator:
     def __init__(self, *, pool_family: str = "mixture", ref_shapes: tuple[float, ...] = DEFAULT_REF_SHAPES,
                  class_effects: bool = True, max_hits: int = 3, impute_unlisted: bool = False,
                  extra_candidates: float = 0.0, ref_hits: int | None = None, n_reps: int = 8,
-                 n_reps_posterior: int = 24, n_mc_refits: int = 4, n_bootstrap: int = 1000, estimate_rejected_shapes: bool = False,
-                 confidence_level: float = 0.95, random_state: Any = 0):
+                 n_reps_posterior: int = 24, n_mc_refits: int = 4, n_bootstrap: int = 1000,
+                 estimate_rejected_shapes: bool = False, confidence_level: float = 0.95, random_state: Any = 0):
         self.pool_family = pool_family
         self.ref_shapes = ref_shapes
         self.class_effects = class_effects
@@ -325,8 +326,8 @@ class _Work:
                   mc_adjusted: np.ndarray, noise: np.ndarray) -> ShapeFit:
         """Point estimate and linearized bootstrap replicates at one reference shape
         (``moments``: the classes' moment contributions at ``model``), plus normal
-        Monte-Carlo draws with the covariance of ``mc_adjusted`` ((R + 1, M), A_m on
-        independent configurations, the first ``base``'s) from ``noise`` (B, R + 1)."""
+        Monte-Carlo draws with the covariance of ``mc_adjusted`` ((K + 1, M), A_m on
+        independent configurations, the first ``base``'s) from ``noise`` (B, K + 1)."""
         names = list(columns)
         jac = np.column_stack([columns[n][0] for n in names])               # (Q, P)
         g = moments
