@@ -61,6 +61,9 @@ def test_adjusted_gap_pinned_and_recomputed_class_by_class(results):
     per_class = np.stack([special.ndtr(fit.curves.a[:, None] + d + fit.curves.b[:, None] * s[None]) @ g
                           for d, g in zip(fit.curves.delta, fit.reference)])          # (C, M)
     np.testing.assert_allclose(results.adjusted_accuracy.to_numpy(), per_class.mean(axis=0), atol=1e-10)
+    # the Monte-Carlo refits (4, on independent configurations) follow the point estimate's row
+    assert fit.mc_adjusted.shape == (5, 67) and np.ptp(fit.mc_adjusted.mean(axis=1)) > 0
+    np.testing.assert_array_equal(fit.mc_adjusted[0], fit.adjusted)
     gap = results.reference_accuracy - results.adjusted_accuracy
     assert 100 * gap.mean() == pytest.approx(README["adjusted_gap"], abs=0.005)
     assert 100 * results.mean_gap()["value"] == pytest.approx(README["adjusted_gap"], abs=0.005)

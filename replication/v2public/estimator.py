@@ -27,7 +27,16 @@ Intervals: a bootstrap over classes (``n_bootstrap`` class resamples), linearize
 each replicate's model parameters are one Gauss-Newton step from the fit on the
 recentred resampled moments, its curve parameters one scoring step on the
 resampled classes' scores plus the parameters' effect (finite differences of the
-whole fit), and A to first order in all of them. Percentile intervals.
+whole fit), and A to first order in all of them. The Monte-Carlo configurations
+are fixed across replicates, so the class bootstrap does not see their error. It
+is common to all models (it does not average out of the mean over models) and,
+the simulated GMM's objective being rough, as large as the sampling error of the
+mean: three simulated constructions refitted with other seeds moved the mean
+adjusted gap by 0.3-0.4 points SD, about its bootstrap SE (0.2-0.4 with
+``n_reps=32``, so more configurations do not cure it). ``n_mc_refits`` refits of
+steps 1, 2 and 4 on independent configurations measure it: each replicate gets a
+normal draw with the covariance of their A_m and the point estimate's, whose
+configurations stay the first ones. Percentile intervals.
 
 Assumptions (stated again in the README, with their sensitivity):
 
@@ -90,7 +99,8 @@ class ShapeFit:
 
     model : ConstructionModel; objective : J statistic; curves : CurveFit;
     reference : (C, J) each class's reference distribution; adjusted : (M,) A_m;
-    boot_adjusted : (B, M) replicates of A_m
+    boot_adjusted : (B, M) replicates of A_m (class bootstrap plus Monte-Carlo draws);
+    mc_adjusted : (K + 1, M) A_m on ``n_mc_refits`` = K further configurations (the first: ``adjusted``)
     """
 
     ref_shape: float
@@ -100,15 +110,21 @@ class ShapeFit:
     reference: np.ndarray
     adjusted: np.ndarray
     boot_adjusted: np.ndarray
+    mc_adjusted: np.ndarray
 
 
 @dataclass(frozen=True)
 class _Downstream:
-    """Moments, curves and reference distributions at one model."""
+    """Moments, curves, reference distributions and A_m (M,) at one model."""
 
     moments: np.ndarray
     curves: CurveFit
     reference: np.ndarray
+
+    @property
+    def adjusted(self) -> np.ndarray:
+        """A_m, (M,)."""
+        return adjusted_accuracy(self.curves.a, self.curves.b, self.curves.delta, self.reference)
 
 
 class PublicDataEstimator:
@@ -136,6 +152,10 @@ class PublicDataEstimator:
     n_reps_posterior : int, default=24
         Configurations per class for the posteriors and reference distributions of
         the point estimates (conditioning a class on its |T & TI| needs more).
+    n_mc_refits : int, default=4
+        Refits of the construction model, posteriors and A_m on independent
+        configurations; their spread (Monte-Carlo error) is added to the bootstrap
+        replicates (0: not measured, intervals from the class bootstrap alone).
     n_bootstrap : int, default=1000
         Class-bootstrap replicates.
     estimate_rejected_shapes : bool, default=False
@@ -149,8 +169,8 @@ class PublicDataEstimator:
     def __init__(self, *, pool_family: str = "mixture", ref_shapes: tuple[float, ...] = DEFAULT_REF_SHAPES,
                  class_effects: bool = True, max_hits: int = 3, impute_unlisted: bool = False,
                  extra_candidates: float = 0.0, ref_hits: int | None = None, n_reps: int = 8,
-                 n_reps_posterior: int = 24, n_bootstrap: int = 1000, estimate_rejected_shapes: bool = False,
-                 confidence_level: float = 0.95, random_state: Any = 0):
+                 n_reps_posterior: int = 24, n_mc_refits: int = 4, n_bootstrap: int = 1000,
+                 estimate_rejected_shapes: bool = False, confidence_level: float = 0.95, random_state: Any = 0):
         self.pool_family = pool_family
         self.ref_shapes = ref_shapes
         self.class_effects = class_effects
@@ -160,6 +180,7 @@ class PublicDataEstimator:
         self.ref_hits = ref_hits
         self.n_reps = n_reps
         self.n_reps_posterior = n_reps_posterior
+        self.n_mc_refits = n_mc_refits
         self.n_bootstrap = n_bootstrap
         self.estimate_rejected_shapes = estimate_rejected_shapes
         self.confidence_level = confidence_level
@@ -171,7 +192,8 @@ class PublicDataEstimator:
         shapes = tuple(float(k) for k in self.ref_shapes)
         if not shapes or any(not np.isfinite(k) or k <= 0 for k in shapes):
             raise InputError(f"ref_shapes must be positive numbers, got {self.ref_shapes!r}")
-        for name, low in (("max_hits", 1), ("n_reps", 1), ("n_reps_posterior", 1), ("n_bootstrap", 2)):
+        for name, low in (("max_hits", 1), ("n_reps", 1), ("n_reps_posterior", 1), ("n_mc_refits", 0),
+                          ("n_bootstrap", 2)):
             if int(getattr(self, name)) < low:
                 raise InputError(f"{name} must be >= {low}, got {getattr(self, name)}")
         if not 0 < float(self.confidence_level) < 1:
@@ -195,11 +217,7 @@ class PublicDataEstimator:
         middle = shapes[len(shapes) // 2]
         start = ConstructionModel(pool_family=self.pool_family, ref_shape=middle,
                                   **POOL_STARTS.get(self.pool_family, {}), **REF_START)
-        gmm = MomentEstimator(sampler, observed, fixed=("ref_shape",))
-        main = gmm.fit(start)
-        ref_gmm = MomentEstimator(sampler, observed, max_iter=6,
-                                  fixed=tuple(p for p in main.model.parameters() if p not in _REF_PARAMETERS))
-        models = {k: ref_gmm.refit(dataclasses.replace(main.model, ref_shape=k), main.weight) for k in shapes}
+        main, ref_gmm, models = _construction(sampler, observed, start, shapes)
         objective = {}
         for k, m in models.items():
             g = ref_gmm.moments(m).mean(axis=0)
@@ -213,19 +231,38 @@ class PublicDataEstimator:
         class_weights = _class_resamples(len(layout.classes), int(self.n_bootstrap), rng)
         # derivatives (Monte Carlo of the moment fit) at the best shape, used for every shape's bootstrap
         base_best = work.downstream(sampler, models[best], None)
-        columns = work.columns(sampler, models[best], gmm.free_names(start), base_best)
+        columns = work.columns(sampler, models[best], main.names, base_best)
+        order = sorted(estimated, key=lambda v: abs(np.log(v / best)))
         post_sampler = ConfigurationSampler(layout, n_reps=self.n_reps_posterior, seed=seed)
-        fits = {}
-        previous = base_best.curves
-        for k in sorted(estimated, key=lambda v: abs(np.log(v / best))):
-            point = work.downstream(post_sampler, models[k], previous)
-            fits[k] = work.shape_fit(k, models[k], objective[k], ref_gmm.moments(models[k]), point, columns,
-                                     main.weight, class_weights)
-            previous = point.curves
+        points = work.points(post_sampler, {k: models[k] for k in order}, base_best.curves)
+        # the Monte-Carlo error: the same steps on independent configurations
+        refits: dict[float, list[np.ndarray]] = {k: [] for k in order}
+        for refit_seed in rng.integers(2**32, size=int(self.n_mc_refits)):
+            _, _, models_r = _construction(ConfigurationSampler(layout, n_reps=self.n_reps, seed=int(refit_seed)),
+                                           observed, start, tuple(order))
+            post_r = ConfigurationSampler(layout, n_reps=self.n_reps_posterior, seed=int(refit_seed))
+            for k, point in work.points(post_r, models_r, base_best.curves).items():
+                refits[k].append(point.adjusted)
+        noise = rng.standard_normal((int(self.n_bootstrap), int(self.n_mc_refits) + 1))
+        fits = {k: work.shape_fit(k, models[k], objective[k], ref_gmm.moments(models[k]), points[k], columns,
+                                  main.weight, class_weights, np.stack([points[k].adjusted, *refits[k]]), noise)
+                for k in order}
         return PublicDataResults(estimator=self, data=data, layout=layout, observed=observed, main=main,
                                  fits={k: fits[k] for k in estimated}, objectives=objective, best=best,
                                  class_weights=class_weights,
                                  val=work.per_class(data, "val"), mf=work.per_class(data, "mf"))
+
+
+def _construction(sampler: ConfigurationSampler, observed: np.ndarray, start: ConstructionModel,
+                  shapes: tuple[float, ...]) -> tuple[MomentFit, MomentEstimator, dict[float, ConstructionModel]]:
+    """The construction model from ``sampler``'s configurations: the moment fit
+    (reference shape held at ``start``'s), the estimator of the reference's
+    parameters, and the model refitted at each of ``shapes`` (in their order)."""
+    main = MomentEstimator(sampler, observed, fixed=("ref_shape",)).fit(start)
+    ref_gmm = MomentEstimator(sampler, observed, max_iter=6,
+                              fixed=tuple(p for p in main.model.parameters() if p not in _REF_PARAMETERS))
+    return main, ref_gmm, {k: ref_gmm.refit(dataclasses.replace(main.model, ref_shape=k), main.weight)
+                           for k in shapes}
 
 
 def _class_resamples(n_classes: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
@@ -257,6 +294,16 @@ class _Work:
         moments = class_moments(conf, self.observed, sampler.layout.log_size)
         return _Downstream(moments, curves, class_reference(conf, weights))
 
+    def points(self, sampler: ConfigurationSampler, models: dict[float, ConstructionModel],
+               start: CurveFit) -> dict[float, _Downstream]:
+        """The downstream at each reference shape's model from ``sampler``, in the
+        order of ``models``, each curve fit starting from the previous one's."""
+        out = {}
+        for k, model in models.items():
+            out[k] = self.downstream(sampler, model, start)
+            start = out[k].curves
+        return out
+
     def columns(self, sampler: ConfigurationSampler, model: ConstructionModel, names: tuple[str, ...],
                 base: _Downstream) -> dict[str, tuple]:
         """Forward-difference derivatives of the mean moments, (a, b), delta and the
@@ -275,10 +322,12 @@ class _Work:
         return out
 
     def shape_fit(self, shape: float, model: ConstructionModel, objective: float, moments: np.ndarray,
-                  base: _Downstream, columns: dict[str, tuple], weight: np.ndarray,
-                  class_weights: np.ndarray) -> ShapeFit:
+                  base: _Downstream, columns: dict[str, tuple], weight: np.ndarray, class_weights: np.ndarray,
+                  mc_adjusted: np.ndarray, noise: np.ndarray) -> ShapeFit:
         """Point estimate and linearized bootstrap replicates at one reference shape
-        (``moments``: the classes' moment contributions at ``model``)."""
+        (``moments``: the classes' moment contributions at ``model``), plus normal
+        Monte-Carlo draws with the covariance of ``mc_adjusted`` ((K + 1, M), A_m on
+        independent configurations, the first ``base``'s) from ``noise`` (B, K + 1)."""
         names = list(columns)
         jac = np.column_stack([columns[n][0] for n in names])               # (Q, P)
         g = moments
@@ -304,8 +353,9 @@ class _Work:
         boot = (class_weights @ u.T + d_ab[..., 0] * (class_weights @ va.T) + d_ab[..., 1] * (class_weights @ vb.T)
                 + np.einsum("bc,mc,bc->bm", class_weights, va, d_delta)
                 + np.einsum("bp,bc,pmc->bm", d_theta, class_weights, ug)) / n
-        adjusted = adjusted_accuracy(cf.a, cf.b, cf.delta, base.reference)
-        return ShapeFit(shape, model, objective, cf, base.reference, adjusted, boot)
+        spread = mc_adjusted - mc_adjusted.mean(axis=0)
+        boot += noise @ spread / np.sqrt(max(len(spread) - 1, 1))
+        return ShapeFit(shape, model, objective, cf, base.reference, base.adjusted, boot, mc_adjusted)
 
     @staticmethod
     def per_class(data: PublicData, which: str) -> tuple[np.ndarray, np.ndarray]:
