@@ -57,6 +57,7 @@ Assumptions (stated again in the README, with their sensitivity):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -121,9 +122,9 @@ class _Downstream:
     curves: CurveFit
     reference: np.ndarray
 
-    @property
+    @functools.cached_property
     def adjusted(self) -> np.ndarray:
-        """A_m, (M,)."""
+        """A_m, (M,) (computed once: the fit and its shape's bootstrap both read it)."""
         return adjusted_accuracy(self.curves.a, self.curves.b, self.curves.delta, self.reference)
 
 
