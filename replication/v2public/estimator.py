@@ -8,8 +8,10 @@ counts, the three sets' memberships, every model's correctness), in four steps:
    reference's distributions of true selection frequency per class, fitted by
    simulated GMM to each class's overlap counts (|T & TI|, |MF & T|, |MF & TI|,
    |MF & T & TI|, HIT composition), conditioned on every Threshold0.7 set being
-   full. The reference enters only through MatchedFrequency's target histogram
-   (the reference's observed one), so its within-class shape (``ref_shape``) is
+   full; the first step runs from ``n_starts`` starts (the objective has poor
+   local optima) and the fit continues from the lowest. The reference enters
+   only through MatchedFrequency's target histogram (the reference's observed
+   one), so its within-class shape (``ref_shape``) is
    weakly identified: it is PROFILED over ``ref_shapes`` (the reference's
    location and class share refitted at each, the pool held), and the data
    select the shapes whose J statistic lies within the chi-square(1) critical
@@ -34,7 +36,8 @@ the simulated GMM's objective being rough, as large as the sampling error of the
 mean: three simulated constructions refitted with other seeds moved the mean
 adjusted gap by 0.3-0.4 points SD, about its bootstrap SE (0.2-0.4 with
 ``n_reps=32``, so more configurations do not cure it). ``n_mc_refits`` refits of
-steps 1, 2 and 4 on independent configurations measure it: each replicate gets a
+steps 1, 2 and 4 on independent configurations (each moment fit starting from
+the point estimate's model) measure it: each replicate gets a
 normal draw with the covariance of their A_m and the point estimate's, whose
 configurations stay the first ones. Percentile intervals.
 
@@ -150,6 +153,9 @@ class PublicDataEstimator:
         HITs per annotated reference image (None: like the candidates').
     n_reps : int, default=8
         Monte-Carlo configurations per class for the moment fit and the derivatives.
+    n_starts : int, default=5
+        Starts of the moment fit's first step: the default start and the best
+        ``n_starts - 1`` of 64 random points around it (:class:`~replication.v2public.gmm.MomentEstimator`).
     n_reps_posterior : int, default=24
         Configurations per class for the posteriors and reference distributions of
         the point estimates (conditioning a class on its |T & TI| needs more).
@@ -170,7 +176,7 @@ class PublicDataEstimator:
     def __init__(self, *, pool_family: str = "mixture", ref_shapes: tuple[float, ...] = DEFAULT_REF_SHAPES,
                  class_effects: bool = True, max_hits: int = 3, impute_unlisted: bool = False,
                  extra_candidates: float = 0.0, ref_hits: int | None = None, n_reps: int = 8,
-                 n_reps_posterior: int = 24, n_mc_refits: int = 4, n_bootstrap: int = 1000,
+                 n_starts: int = 5, n_reps_posterior: int = 24, n_mc_refits: int = 4, n_bootstrap: int = 1000,
                  estimate_rejected_shapes: bool = False, confidence_level: float = 0.95, random_state: Any = 0):
         self.pool_family = pool_family
         self.ref_shapes = ref_shapes
@@ -180,6 +186,7 @@ class PublicDataEstimator:
         self.extra_candidates = extra_candidates
         self.ref_hits = ref_hits
         self.n_reps = n_reps
+        self.n_starts = n_starts
         self.n_reps_posterior = n_reps_posterior
         self.n_mc_refits = n_mc_refits
         self.n_bootstrap = n_bootstrap
@@ -193,7 +200,7 @@ class PublicDataEstimator:
         shapes = tuple(float(k) for k in self.ref_shapes)
         if not shapes or any(not np.isfinite(k) or k <= 0 for k in shapes):
             raise InputError(f"ref_shapes must be positive numbers, got {self.ref_shapes!r}")
-        for name, low in (("max_hits", 1), ("n_reps", 1), ("n_reps_posterior", 1), ("n_mc_refits", 0),
+        for name, low in (("max_hits", 1), ("n_reps", 1), ("n_starts", 1), ("n_reps_posterior", 1), ("n_mc_refits", 0),
                           ("n_bootstrap", 2)):
             if int(getattr(self, name)) < low:
                 raise InputError(f"{name} must be >= {low}, got {getattr(self, name)}")
@@ -218,7 +225,7 @@ class PublicDataEstimator:
         middle = shapes[len(shapes) // 2]
         start = ConstructionModel(pool_family=self.pool_family, ref_shape=middle,
                                   **POOL_STARTS.get(self.pool_family, {}), **REF_START)
-        main, ref_gmm, models = _construction(sampler, observed, start, shapes)
+        main, ref_gmm, models = _construction(sampler, observed, start, shapes, int(self.n_starts), seed)
         objective = {}
         for k, m in models.items():
             g = ref_gmm.moments(m).mean(axis=0)
@@ -240,7 +247,7 @@ class PublicDataEstimator:
         refits: dict[float, list[np.ndarray]] = {k: [] for k in order}
         for refit_seed in rng.integers(2**32, size=int(self.n_mc_refits)):
             _, _, models_r = _construction(ConfigurationSampler(layout, n_reps=self.n_reps, seed=int(refit_seed)),
-                                           observed, start, tuple(order))
+                                           observed, main.model, tuple(order))
             post_r = ConfigurationSampler(layout, n_reps=self.n_reps_posterior, seed=int(refit_seed))
             for k, point in work.points(post_r, models_r, base_best.curves).items():
                 refits[k].append(point.adjusted)
@@ -255,11 +262,13 @@ class PublicDataEstimator:
 
 
 def _construction(sampler: ConfigurationSampler, observed: np.ndarray, start: ConstructionModel,
-                  shapes: tuple[float, ...]) -> tuple[MomentFit, MomentEstimator, dict[float, ConstructionModel]]:
+                  shapes: tuple[float, ...], n_starts: int = 1,
+                  seed: int | None = 0) -> tuple[MomentFit, MomentEstimator, dict[float, ConstructionModel]]:
     """The construction model from ``sampler``'s configurations: the moment fit
-    (reference shape held at ``start``'s), the estimator of the reference's
+    (reference shape held at ``start``'s; first step from ``n_starts`` starts, the
+    screened ones seeded by ``seed``), the estimator of the reference's
     parameters, and the model refitted at each of ``shapes`` (in their order)."""
-    main = MomentEstimator(sampler, observed, fixed=("ref_shape",)).fit(start)
+    main = MomentEstimator(sampler, observed, fixed=("ref_shape",), n_starts=n_starts, random_state=seed).fit(start)
     ref_gmm = MomentEstimator(sampler, observed, max_iter=6,
                               fixed=tuple(p for p in main.model.parameters() if p not in _REF_PARAMETERS))
     return main, ref_gmm, {k: ref_gmm.refit(dataclasses.replace(main.model, ref_shape=k), main.weight)
@@ -550,7 +559,8 @@ class PublicDataResults:
             f"Engstrom et al. 2020 (their own annotations; a comparison only): {100 * ENGSTROM_2020['remaining_gap']:.1f} "
             f"± {100 * ENGSTROM_2020['remaining_gap_se']:.1f} of {100 * ENGSTROM_2020['raw_gap']:.1f} remain",
             f"construction model ({self.construction_model.pool_family} pool): J = {fit.objective:.1f} on {fit.dof} "
-            f"dof (p = {stats.chi2.sf(fit.objective, fit.dof):.2g})",
+            f"dof (p = {stats.chi2.sf(fit.objective, fit.dof):.2g}); first step from {len(fit.start_objectives)} "
+            f"starts, J {', '.join(f'{j:.0f}' for j in fit.start_objectives)}",
         ]
         return Summary("ImageNet-v2 selection bias from public data: adjusted MatchedFrequency gaps", table=table,
                        notes=notes, float_format="8.2f")
@@ -593,6 +603,7 @@ class PublicDataResults:
             "profile": self.profile(a).reset_index().to_dict(orient="records"),
             "construction_model": dataclasses.asdict(self.construction_model),
             "moment_fit": {"J": fit.objective, "dof": fit.dof, "p_value": float(stats.chi2.sf(fit.objective, fit.dof)),
+                           "first_step_J_by_start": [float(j) for j in fit.start_objectives],
                            "parameters": dict(zip(fit.names, map(float, fit.theta))),
                            "standard_errors": dict(zip(fit.names, map(float, np.sqrt(np.diag(fit.covariance())))))},
             "observed_summaries": dict(zip(SUMMARIES, map(float, self.observed.mean(axis=0)))),
