@@ -29,6 +29,9 @@ OPTIONS = dict(ref_shapes=(16.0,), n_bootstrap=20)
 #: README, "Result on the real record" (points, mean over the 67 models, 708 classes)
 README = {"raw_gap": 10.27, "adjusted_gap": 8.60, "shape_free": (7.03, 12.29), "J": 21.8}
 
+#: the validation benchmark's "poorer pool, higher reference" construction model (with shift 0.11)
+POORER_POOL = {"pool_location": -1.8, "pool_tail": 0.8, "ref_location": 1.1, "ref_shape": 16.0}
+
 pytestmark = pytest.mark.slow
 
 
@@ -133,9 +136,7 @@ def test_estimator_recovers_a_simulated_truth_on_the_real_layout(reference_dir):
     per-model intervals cover most models' truths. (A regression check on one
     construction; how often the method fails is the benchmark's table.)"""
     data = load_public_data(reference_dir)
-    config = ConstructionConfig.preset("imagenetv2", n_models=8, shift=0.11,
-                                       model={"pool_location": -1.8, "pool_tail": 0.8, "ref_location": 1.1,
-                                              "ref_shape": 16.0})
+    config = ConstructionConfig.preset("imagenetv2", n_models=8, shift=0.11, model=POORER_POOL)
     sim = simulate_construction(config, PoolLayout.from_public(data), np.random.default_rng([0, 13]))
     public = sim.public_data()
     truth = sim.truth(public.classes)["gap"].reindex(list(public.models))
@@ -155,9 +156,7 @@ def test_multistart_moment_fit_escapes_a_poor_optimum(reference_dir):
     dof, pool shape collapsed towards 0); started also from the screened points,
     it reaches a J below 100 with the reference location near the truth (1.1)."""
     data = load_public_data(reference_dir)
-    config = ConstructionConfig.preset("imagenetv2", shift=0.11,
-                                       model={"pool_location": -1.8, "pool_tail": 0.8, "ref_location": 1.1,
-                                              "ref_shape": 16.0})
+    config = ConstructionConfig.preset("imagenetv2", shift=0.11, model=POORER_POOL)
     public = simulate_construction(config, PoolLayout.from_public(data), np.random.default_rng([19, 13])).public_data()
     layout = ClassLayout.from_public(public, max_hits=3)
     sampler = ConfigurationSampler(layout, n_reps=8, seed=int(np.random.default_rng(19).integers(2**32)))
