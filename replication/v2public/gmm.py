@@ -45,6 +45,12 @@ START_SPREAD = {"pool_location": 0.75, "pool_size_slope": 0.75, "pool_spread": 0
                 "pool_tail": 0.75, "ref_location": 0.4, "ref_class_share": 0.1}
 
 
+def _for_ranking(objectives: list[float]) -> np.ndarray:
+    """Objectives as an array, the non-finite ones (a failed evaluation) infinite so that they rank last."""
+    values = np.asarray(objectives, float)
+    return np.where(np.isfinite(values), values, np.inf)
+
+
 def class_moments(conf: Configurations, observed: np.ndarray, log_size: np.ndarray) -> np.ndarray:
     """Each class's moment contributions, shape (C, Q)."""
     m = conf.class_mean(conf.summaries)                         # (C, S)
@@ -167,16 +173,21 @@ class MomentEstimator:
 
     def refit(self, start: ConstructionModel, weight: np.ndarray) -> ConstructionModel:
         """Minimize the GMM objective with ``weight`` from ``start``."""
-        return self._model(start, self._solve(start, self.free_vector(start), weight))
+        return self._model(start, self._solve(start, self.free_vector(start), weight)[0])
 
-    def _solve(self, start: ConstructionModel, theta0: np.ndarray, weight: np.ndarray) -> np.ndarray:
-        """Levenberg-Marquardt on the weighted mean moments. A forward-difference
-        Jacobian costs P + 1 evaluations, so one is reused while its steps keep
-        lowering the objective (a chord method) and refreshed when they stop."""
-        n = len(self.observed)
-        theta = np.asarray(theta0, float)
+    def _evaluate(self, start: ConstructionModel, theta: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, float]:
+        """The mean moments (Q,) at ``theta`` and the objective C * g' W g (as computed: may be non-finite)."""
         gbar = self.moments(self._model(start, theta)).mean(axis=0)
-        obj = n * gbar @ weight @ gbar
+        return gbar, float(len(self.observed) * gbar @ weight @ gbar)
+
+    def _solve(self, start: ConstructionModel, theta0: np.ndarray,
+               weight: np.ndarray) -> tuple[np.ndarray, float]:
+        """Levenberg-Marquardt on the weighted mean moments; returns the parameters and
+        their objective. A forward-difference Jacobian costs P + 1 evaluations, so one
+        is reused while its steps keep lowering the objective (a chord method) and
+        refreshed when they stop."""
+        theta = np.asarray(theta0, float)
+        gbar, obj = self._evaluate(start, theta, weight)
         damping, jac, fresh = 1e-3, None, False
         for _ in range(self.max_iter):
             if jac is None:
@@ -190,8 +201,7 @@ class MomentEstimator:
                 if not np.all(np.isfinite(cand)):
                     damping *= 10
                     continue
-                g_new = self.moments(self._model(start, cand)).mean(axis=0)
-                obj_new = n * g_new @ weight @ g_new
+                g_new, obj_new = self._evaluate(start, cand, weight)
                 if np.isfinite(obj_new) and obj_new < obj:
                     improved, damping = True, max(damping / 10, 1e-6)
                     break
@@ -207,12 +217,7 @@ class MomentEstimator:
                 break
         if not np.all(np.isfinite(theta)):
             raise FitError("the construction model's moment fit diverged")
-        return theta
-
-    def _objective(self, start: ConstructionModel, theta: np.ndarray, weight: np.ndarray) -> float:
-        gbar = self.moments(self._model(start, theta)).mean(axis=0)
-        value = float(len(self.observed) * gbar @ weight @ gbar)
-        return value if np.isfinite(value) else np.inf
+        return theta, obj
 
     def starts(self, start: ConstructionModel, weight: np.ndarray) -> np.ndarray:
         """Starting vectors, (n_starts, P): ``start``'s and the ``n_starts - 1`` screened
@@ -223,28 +228,26 @@ class MomentEstimator:
         spread = np.array([START_SPREAD.get(p, 0.5) for p in self.free_names(start)])
         rng = np.random.default_rng(self.random_state)
         points = theta + rng.standard_normal((max(int(self.n_screen), self.n_starts - 1), len(theta))) * spread
-        values = np.array([self._objective(start, p, weight) for p in points])
+        values = _for_ranking([self._evaluate(start, p, weight)[1] for p in points])
         return np.vstack([theta, points[np.argsort(values, kind="stable")[:self.n_starts - 1]]])
 
     def fit(self, start: ConstructionModel) -> MomentFit:
         """Two-step GMM from ``start`` (first step also from the screened starts)."""
-        free = self._free(start)
         g0 = self.moments(start)
         w1 = np.diag(1.0 / np.maximum(g0.var(axis=0), 1e-8))
         solved = [self._solve(start, theta0, w1) for theta0 in self.starts(start, w1)]
-        first = np.array([self._objective(start, t, w1) for t in solved])
-        theta = solved[int(np.argmin(first))]
+        first = _for_ranking([obj for _, obj in solved])
+        theta = solved[int(np.argmin(first))][0]
         log.debug("moment fit: first-step J from %d starts: %s", len(first), np.round(first, 1))
         g1 = self.moments(self._model(start, theta))
         centred = g1 - g1.mean(axis=0)
         w2 = np.linalg.pinv(centred.T @ centred / len(centred))
         w2 = (w2 + w2.T) / 2 + 1e-10 * np.eye(len(w2))
-        theta = self._solve(start, theta, w2)
+        theta = self._solve(start, theta, w2)[0]
         model = self._model(start, theta)
         g = self.moments(model)
         gbar = g.mean(axis=0)
         jac = self.jacobian(start, theta, at=gbar)
-        names = tuple(p for i, p in enumerate(start.parameters()) if i in free)
-        return MomentFit(model=model, theta=theta, names=names, moments=g, weight=w2, jacobian=jac,
+        return MomentFit(model=model, theta=theta, names=self.free_names(start), moments=g, weight=w2, jacobian=jac,
                          objective=float(len(g) * gbar @ w2 @ gbar), dof=g.shape[1] - len(theta),
                          start_objectives=first)
