@@ -20,10 +20,9 @@ from replication.v2public import (ConstructionConfig, PoolLayout, PublicDataEsti
                                   simulate_construction)
 from replication.v2public.curves import midpoints
 from replication.v2public.data import CORRECT_FILE, POOL_FILE, SET_IDS
-from replication.v2public.estimator import POOL_STARTS, REF_START
+from replication.v2public.estimator import default_start
 from replication.v2public.expected import SUMMARIES, ClassLayout, ConfigurationSampler, observed_summaries
 from replication.v2public.gmm import MomentEstimator
-from replication.v2public.model import ConstructionModel
 
 OPTIONS = dict(ref_shapes=(16.0,), n_bootstrap=20)
 #: README, "Result on the real record" (points, mean over the 67 models, 708 classes)
@@ -161,7 +160,7 @@ def test_multistart_moment_fit_escapes_a_poor_optimum(reference_dir):
     layout = ClassLayout.from_public(public, max_hits=3)
     sampler = ConfigurationSampler(layout, n_reps=8, seed=int(np.random.default_rng(19).integers(2**32)))
     observed = observed_summaries(public, layout.classes)
-    start = ConstructionModel(pool_family="mixture", ref_shape=16.0, **POOL_STARTS["mixture"], **REF_START)
+    start = default_start("mixture", 16.0)
     single = MomentEstimator(sampler, observed, fixed=("ref_shape",)).fit(start)
     multi = MomentEstimator(sampler, observed, fixed=("ref_shape",), n_starts=5).fit(start)
     assert single.objective > 300 and single.model.pool_shape < 0.01

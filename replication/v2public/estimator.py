@@ -97,6 +97,12 @@ REF_START = dict(ref_location=0.84, ref_class_share=0.12)
 _REF_PARAMETERS = ("ref_location", "ref_class_share")
 
 
+def default_start(pool_family: str, ref_shape: float) -> ConstructionModel:
+    """The moment fit's default start: :data:`POOL_STARTS` of the family, :data:`REF_START`, ``ref_shape``."""
+    return ConstructionModel(pool_family=pool_family, ref_shape=ref_shape, **POOL_STARTS.get(pool_family, {}),
+                             **REF_START)
+
+
 @dataclass(frozen=True)
 class ShapeFit:
     """Everything fitted at one reference shape.
@@ -223,8 +229,7 @@ class PublicDataEstimator:
         work = _Work(self, observed, groups)
 
         middle = shapes[len(shapes) // 2]
-        start = ConstructionModel(pool_family=self.pool_family, ref_shape=middle,
-                                  **POOL_STARTS.get(self.pool_family, {}), **REF_START)
+        start = default_start(self.pool_family, middle)
         main, ref_gmm, models = _construction(sampler, observed, start, shapes, int(self.n_starts), seed)
         objective = {}
         for k, m in models.items():
